@@ -1,0 +1,68 @@
+"""The resource tree: every path pistatsd answers, assembled in one place."""
+
+from __future__ import annotations
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
+
+from pistatsd.sampler import Sampler
+from pistatsd.status import DaemonStatus
+from pistatsd.web.api import ApiIndex, HealthResource
+from pistatsd.web.negotiation import lists_html
+from pistatsd.web.pages import AliveResource, ZzzPage
+from pistatsd.web.static import StaticFiles
+from pistatsd.web.stats import PARTS, StatsResource
+from pistatsd.web.sum import SumResource
+
+
+class RootResource(Resource):
+    """C{/}: named children first, then C{*.zzz} pages, then static files.
+
+    C{/} itself is negotiated: browsers (which list C{text/html}) get the
+    dashboard, everything else (curl, C{*/*}, probes) gets C{Alive}.
+    """
+
+    def __init__(self, static: IResource, clock: IReactorTime) -> None:
+        super().__init__()
+        self._static = static
+        self._alive = AliveResource()
+        self._zzz = ZzzPage(clock)
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        last = request.postpath[-1] if request.postpath else path
+        if last.endswith(b".zzz"):
+            return self._zzz
+        if path == b"" and not request.postpath:
+            request.setHeader(b"vary", b"Accept")
+            if lists_html(request.getHeader(b"accept")):
+                return self._static
+            return self._alive
+        return self._static
+
+
+def build_tree(
+    *,
+    sampler: Sampler,
+    status: DaemonStatus,
+    clock: IReactorTime,
+    www: str,
+    history_seconds: float,
+) -> RootResource:
+    """Assemble the whole tree; returns the root and leaves room for more children."""
+    root = RootResource(StaticFiles(www), clock)
+    root.putChild(b"alive", AliveResource())
+    root.putChild(b"stats", StatsResource(sampler, history_seconds))
+    root.putChild(b"sum", SumResource())
+    root.putChild(b"health", HealthResource(status))
+    links = {
+        "self": "/api",
+        "alive": "/alive",
+        "stats": "/stats",
+        "history": "/stats/history",
+        "sum": "/sum",
+        "health": "/health",
+    }
+    links.update({f"stats_{part}": f"/stats/{part}" for part in PARTS})
+    root.putChild(b"api", ApiIndex(links))
+    return root

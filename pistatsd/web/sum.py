@@ -1,0 +1,119 @@
+"""C{/sum}: the math server.  Adds numbers from the query string or a JSON object body."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+
+from twisted.web.server import Request
+
+from pistatsd.web.negotiation import preferred
+from pistatsd.web.responses import JSONResource, json_body, text_body
+
+CONTENT_TYPE_MESSAGE = 'Please, ensure the content type of your request is "application/json".'
+
+_OFFERS = ("text/plain", "application/json")
+
+
+def finite_number(value: object) -> float | None:
+    """C{value} as a finite float if it is a JSON number, else None.
+
+    Booleans are not numbers here, whatever Python thinks; nor is numeric text.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond float range
+        return None
+    return number if math.isfinite(number) else None
+
+
+def finite_text(value: bytes) -> float | None:
+    """A query-argument value as a finite float, or None if it is not one."""
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def add(values: Iterable[float | None]) -> float:
+    """The sum of the values that are numbers; None marks the ones to ignore."""
+    total = 0.0
+    for number in values:
+        if number is not None:
+            total += number
+    return total
+
+
+def format_total(total: float) -> str:
+    """Integer digits for integral totals below 1e15, else Python's float repr."""
+    if math.isfinite(total) and total.is_integer() and abs(total) < 1e15:
+        return str(int(total))
+    return repr(total)
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_object(body: bytes) -> dict:
+    """The JSON object in C{body}; C{ValueError} with a clear message otherwise."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("request body is not UTF-8") from None
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise ValueError("malformed JSON: nested too deeply") from None
+    except ValueError as e:  # NaN/Infinity tokens, integers with too many digits
+        raise ValueError(f"malformed JSON: {e}") from None
+    if not isinstance(document, dict):
+        raise ValueError("the JSON body must be an object, e.g. {\"a\": 1, \"b\": 2}")
+    return document
+
+
+def is_json_content_type(header: bytes | None) -> bool:
+    """C{application/json}, parameters such as charset allowed, any letter case."""
+    if not header:
+        return False
+    return header.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
+class SumResource(JSONResource):
+    """GET adds the query arguments; POST adds the values of a JSON object."""
+
+    isLeaf = True
+    allowedMethods = (b"GET", b"HEAD", b"POST")
+
+    def _answer(self, request: Request, total: float) -> bytes:
+        if not math.isfinite(total):
+            return self._error(request, "the sum is too large to represent")
+        if preferred(request.getHeader(b"accept"), _OFFERS) == "application/json":
+            exact = total.is_integer() and abs(total) < 1e15
+            return json_body(request, {"sum": int(total) if exact else total})
+        return text_body(request, "Sum: " + format_total(total))
+
+    def _error(self, request: Request, message: str, code: int = 400) -> bytes:
+        if preferred(request.getHeader(b"accept"), _OFFERS) == "application/json":
+            return json_body(request, {"error": message}, code)
+        return text_body(request, message, code)
+
+    def render_GET(self, request: Request) -> bytes:
+        return self._answer(
+            request, add(finite_text(v) for vs in request.args.values() for v in vs)
+        )
+
+    def render_POST(self, request: Request) -> bytes:
+        if not is_json_content_type(request.getHeader(b"content-type")):
+            return text_body(request, CONTENT_TYPE_MESSAGE, 400)
+        try:
+            document = parse_json_object(request.content.read())
+        except ValueError as e:
+            return self._error(request, str(e))
+        return self._answer(request, add(finite_number(v) for v in document.values()))

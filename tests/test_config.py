@@ -1,0 +1,148 @@
+"""Configuration: defaults, TOML, precedence and every kind of bad value."""
+
+from __future__ import annotations
+
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase
+
+from pistatsd.config import Config, ConfigError, build_config, default_state_dir, default_www
+from pistatsd.tap import Options
+
+
+class BuildConfigTests(SynchronousTestCase):
+    def write(self, text: str) -> str:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def test_defaults(self) -> None:
+        config = build_config({})
+        self.assertEqual(config.port, ("tcp:8888",))
+        self.assertEqual(config.sample_interval, 1.0)
+        self.assertEqual(config.max_body, 65536)
+        self.assertEqual(config.max_connections, 1024)
+        self.assertEqual(config.heartbeat, 60.0)
+        self.assertIsNone(config.access_log)
+        self.assertEqual(config.www, default_www())
+
+    def test_toml_values(self) -> None:
+        path = self.write(
+            'port = ["tcp:9000", "unix:/tmp/x.sock"]\nsample-interval = 0.5\nmax-body = 10\n'
+        )
+        config = build_config({"config": path})
+        self.assertEqual(config.port, ("tcp:9000", "unix:/tmp/x.sock"))
+        self.assertEqual(config.sample_interval, 0.5)
+        self.assertEqual(config.max_body, 10)
+        self.assertEqual(config.config, path)
+
+    def test_toml_single_string_for_repeatable(self) -> None:
+        config = build_config({"config": self.write('port = "tcp:9001"\n')})
+        self.assertEqual(config.port, ("tcp:9001",))
+
+    def test_command_line_wins(self) -> None:
+        path = self.write('port = ["tcp:9000"]\nheartbeat = 5\n')
+        config = build_config({"config": path, "port": ["tcp:9100"], "heartbeat": "7"})
+        self.assertEqual(config.port, ("tcp:9100",))
+        self.assertEqual(config.heartbeat, 7.0)
+
+    def test_unknown_toml_key(self) -> None:
+        e = self.assertRaises(ConfigError, build_config, {"config": self.write("bogus = 1\n")})
+        self.assertIn("unknown key 'bogus'", str(e))
+
+    def test_bad_toml(self) -> None:
+        e = self.assertRaises(ConfigError, build_config, {"config": self.write("port = [\n")})
+        self.assertIn("not valid TOML", str(e))
+
+    def test_missing_toml(self) -> None:
+        e = self.assertRaises(ConfigError, build_config, {"config": "/nonexistent/x.toml"})
+        self.assertIn("cannot read", str(e))
+
+    def test_out_of_range(self) -> None:
+        for name, value in [
+            ("sample-interval", "0"),
+            ("sample-interval", "-1"),
+            ("sample-interval", "nan"),
+            ("heartbeat", "-5"),
+            ("max-body", "0"),
+            ("max-connections", "abc"),
+            ("max-body", "1.5"),
+        ]:
+            e = self.assertRaises(ConfigError, build_config, {name: value})
+            self.assertIn(f"--{name}", str(e))
+
+    def test_wrong_type_in_toml(self) -> None:
+        path = self.write('max-body = "lots"\n')
+        e = self.assertRaises(ConfigError, build_config, {"config": path})
+        self.assertIn("--max-body", str(e))
+        self.assertIn(path, str(e))
+
+    def test_boolean_is_not_a_number(self) -> None:
+        path = self.write("heartbeat = true\n")
+        self.assertRaises(ConfigError, build_config, {"config": path})
+
+    def test_immutable(self) -> None:
+        config = Config()
+        self.assertRaises(AttributeError, setattr, config, "max_body", 1)
+
+    def test_state_dir(self) -> None:
+        self.assertEqual(default_state_dir({}, euid=0), "/var/lib/pistatsd")
+        self.assertEqual(
+            default_state_dir({"XDG_STATE_HOME": "/x/state"}, euid=1000), "/x/state/pistatsd"
+        )
+        self.assertEqual(
+            default_state_dir({"HOME": "/home/pi"}, euid=1000), "/home/pi/.local/state/pistatsd"
+        )
+
+
+class OptionsTests(SynchronousTestCase):
+    def parse(self, *argv: str) -> Options:
+        options = Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_repeatable_port(self) -> None:
+        options = self.parse("--port", "tcp:0", "--port", "unix:/tmp/pistatsd-test.sock")
+        self.assertEqual(options.config.port, ("tcp:0", "unix:/tmp/pistatsd-test.sock"))
+
+    def test_unknown_option(self) -> None:
+        self.assertRaises(usage.UsageError, self.parse, "--bogus")
+
+    def test_unparsable_endpoint(self) -> None:
+        e = self.assertRaises(usage.UsageError, self.parse, "--port", "tcp:notaport")
+        self.assertIn("--port tcp:notaport", str(e))
+
+    def test_unknown_endpoint_type(self) -> None:
+        e = self.assertRaises(usage.UsageError, self.parse, "--port", "carrierpigeon:1")
+        self.assertIn("--port carrierpigeon:1", str(e))
+
+    def test_interval_out_of_range(self) -> None:
+        e = self.assertRaises(usage.UsageError, self.parse, "--sample-interval", "0")
+        self.assertIn("--sample-interval", str(e))
+
+    def test_missing_www(self) -> None:
+        e = self.assertRaises(usage.UsageError, self.parse, "--www", "/nonexistent/www")
+        self.assertIn("--www", str(e))
+
+    def test_access_log_directory_missing(self) -> None:
+        e = self.assertRaises(usage.UsageError, self.parse, "--access-log", "/nonexistent/a.log")
+        self.assertIn("--access-log", str(e))
+
+    def test_config_file_via_option(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('port = ["tcp:0"]\nmax-connections = 7\n')
+        options = self.parse("--config", path, "--max-connections", "9")
+        self.assertEqual(options.config.port, ("tcp:0",))
+        self.assertEqual(options.config.max_connections, 9)
+
+    def test_every_option_is_documented_in_example_toml(self) -> None:
+        import os
+
+        from pistatsd.config import OPTIONS
+
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(here, "etc", "pistatsd.toml")) as f:
+            text = f.read()
+        for spec in OPTIONS:
+            self.assertIn(f"# {spec.name} =", text)
