@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 
+from pistatsd import __version__
 from pistatsd.config import OPTIONS, Config, ConfigError, build_config
 
 _log = Logger()
@@ -93,6 +93,7 @@ def makeService(options: Options | Config, reactor: Any = None) -> MultiService:
 
 def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     from pistatsd.heartbeat import heartbeat_service
+    from pistatsd.listening import ListeningService
     from pistatsd.sampler import Sampler
     from pistatsd.status import DaemonStatus
     from pistatsd.web.root import build_tree
@@ -130,28 +131,28 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     listeners = MultiService()
     listeners.setName("listeners")
     for description in config.port:
-        strports.service(description, site, reactor=reactor).setServiceParent(listeners)
+        ListeningService("port", description, site, reactor).setServiceParent(listeners)
     listeners.setServiceParent(top)
+    _Ready(status, config).setServiceParent(top)
 
     if config.heartbeat > 0:
         heartbeat_service(status, config.heartbeat, reactor).setServiceParent(top)
-    _StartupMark(status, config, reactor).setServiceParent(top)
     return top
 
 
-class _StartupMark(Service):
-    """Records the start time and logs one line once everything else has started."""
+class _Ready(Service):
+    """Started after the listeners: marks the start time and says the daemon is ready."""
 
-    def __init__(self, status: Any, config: Config, reactor: Any) -> None:
+    def __init__(self, status: Any, config: Config) -> None:
         self._status = status
         self._config = config
-        self._reactor = reactor
 
     def startService(self) -> None:
         super().startService()
         self._status.mark_started()
         _log.info(
-            "pistatsd listening on {ports}, serving {www}",
+            "pistatsd {version} ready: listening on {ports}, serving {www}",
+            version=__version__,
             ports=", ".join(self._config.port),
             www=self._config.www,
         )

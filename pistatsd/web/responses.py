@@ -46,7 +46,9 @@ class JSONResource(Resource):
         try:
             return super().render(request)
         except UnsupportedMethod as e:
-            request.setHeader(b"allow", b", ".join(e.allowedMethods))
+            order = [b"GET", b"HEAD", b"POST", b"PUT", b"DELETE"]
+            methods = sorted(e.allowedMethods, key=lambda m: order.index(m) if m in order else 99)
+            request.setHeader(b"allow", b", ".join(methods))
             method = request.method.decode("latin-1", "replace")
             return json_error(request, 405, f"method {method} not allowed")
 

@@ -63,6 +63,6 @@ def build_tree(
         "sum": "/sum",
         "health": "/health",
     }
-    links.update({f"stats_{part}": f"/stats/{part}" for part in PARTS})
+    links.update({f"stats_{part}": f"/stats/{part}" for part in PARTS if part != "throttled"})
     root.putChild(b"api", ApiIndex(links))
     return root

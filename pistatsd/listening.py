@@ -1,0 +1,45 @@
+"""Listening endpoints as services that stop start-up cleanly when they cannot bind."""
+
+from __future__ import annotations
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IProtocolFactory
+from twisted.logger import Logger
+
+_log = Logger()
+
+
+class StartupFailed(SystemExit, Exception):
+    """Start-up cannot go on: exit non-zero with one clear line, no traceback.
+
+    A C{SystemExit}, so C{twistd -n} exits with the message and no traceback; also
+    an C{Exception}, so daemon-mode twistd reports it through its status pipe to
+    the waiting parent instead of leaving it hanging.
+    """
+
+
+class ListeningService(StreamServerEndpointService):
+    """Listens on one endpoint string; a port that cannot be bound aborts start-up.
+
+    Like L{twisted.application.strports.service} (the failure surfaces
+    synchronously, so twistd never runs half-started), but the user sees the
+    option and the reason instead of a traceback.
+    """
+
+    def __init__(self, option: str, description: str, factory: IProtocolFactory, reactor) -> None:
+        super().__init__(serverFromString(reactor, description), factory)
+        self._raiseSynchronously = True
+        self.option = option
+        self.description = description
+
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            reason = e.socketError
+            reason = getattr(reason, "strerror", None) or str(reason)
+            message = f"--{self.option} {self.description}: cannot listen: {reason}"
+            _log.critical("{message}", message=message)
+            raise StartupFailed(message) from None

@@ -1,0 +1,236 @@
+"""The background sampler: one snapshot per interval, shared by every reader.
+
+Requests never call psutil.  A L{LoopingCall} on the injected clock takes a
+snapshot every C{interval} seconds and keeps it (with its JSON encoding,
+made once) for C{/stats}, the broadcast and the history; on-demand CPU
+measurements (C{/stats?interval=S}) are two CPU readings S seconds apart,
+scheduled on the same clock, so nothing ever sleeps or blocks the reactor.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from math import ceil
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from pistatsd.sysinfo import CpuReading, Snapshot, SystemCollector, cpu_section
+
+_log = Logger()
+
+READING_REUSE_SECONDS = 0.005
+"""CPU readings younger than this are shared between measurements.
+
+The kernel's CPU counters tick every 10 ms, so two readings a few
+milliseconds apart are the same numbers: when many C{?interval=} requests
+start or finish together, one reading serves them all.
+"""
+
+
+class TooManyMeasurements(Exception):  # noqa: N818 (the name the web layer uses)
+    """Refused: C{max_pending} CPU measurements are already in progress.
+
+    Raised synchronously by L{Sampler.measure_cpu} so the web layer can
+    answer 503 at once instead of holding yet another request open.
+    """
+
+
+class Sampler(Service):
+    """Samples the machine every C{interval} seconds on the given clock.
+
+    Owns its lifecycle: the loop starts in L{startService} (after a first,
+    warm-up sample, so L{latest} is always there once running) and stops,
+    with every pending measurement, in L{stopService}.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        interval: float = 1.0,
+        history_seconds: float = 3600.0,
+        collector: SystemCollector | None = None,
+        max_pending: int = 10000,
+    ) -> None:
+        """
+        @param clock: the reactor (or a L{twisted.internet.task.Clock} in tests).
+        @param interval: seconds between samples.
+        @param history_seconds: how far back L{history} reaches; this bounds memory.
+        @param collector: what reads the machine; a real L{SystemCollector} by default.
+        @param max_pending: how many on-demand CPU measurements may run at once.
+        """
+        if interval <= 0:
+            raise ValueError(f"interval must be positive, not {interval!r}")
+        self._clock = clock
+        self.interval = interval
+        self.collector = collector if collector is not None else SystemCollector()
+        self.max_pending = max_pending
+        self._history: deque[Snapshot] = deque(maxlen=max(1, ceil(history_seconds / interval)))
+        self._latest: Snapshot | None = None
+        self._latest_json: bytes | None = None
+        self._loop: LoopingCall | None = None
+        self._sampling_failures = 0
+        self._pending: dict[Deferred[Snapshot], IDelayedCall] = {}
+        self._refused = 0
+        self._recent_reading: CpuReading | None = None
+
+    def startService(self) -> None:
+        """Take the warm-up sample now, then one every C{interval}."""
+        super().startService()
+        self.sample()
+        self._loop = LoopingCall(self.sample)
+        self._loop.clock = self._clock
+        self._loop.start(self.interval, now=False).addErrback(self._loop_died)
+
+    def stopService(self) -> Deferred[None] | None:
+        """Stop sampling and cancel pending measurements so shutdown never waits."""
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+        for measurement in list(self._pending):
+            measurement.cancel()
+        return super().stopService()
+
+    @property
+    def latest(self) -> Snapshot:
+        """The newest snapshot: shared, so callers must not mutate it.
+
+        @raise RuntimeError: before the first successful sample (the service
+            was not started, or the collector has never worked).
+        """
+        if self._latest is None:
+            raise RuntimeError("no snapshot yet: the sampler has not sampled")
+        return self._latest
+
+    @property
+    def latest_json(self) -> bytes:
+        """L{latest} as UTF-8 JSON, encoded once per sample, not per request."""
+        if self._latest_json is None:
+            raise RuntimeError("no snapshot yet: the sampler has not sampled")
+        return self._latest_json
+
+    def history(self, seconds: float | None = None) -> list[Snapshot]:
+        """Kept snapshots, oldest first; only the last C{seconds} when given."""
+        if seconds is None:
+            return list(self._history)
+        since = self._clock.seconds() - seconds
+        recent: list[Snapshot] = []
+        for snapshot in reversed(self._history):
+            if snapshot["timestamp"] < since:
+                break
+            recent.append(snapshot)
+        recent.reverse()
+        return recent
+
+    def sample(self) -> None:
+        """Take one snapshot now and publish it; never raises.
+
+        A L{LoopingCall} stops for good when its function fails, so failures
+        are caught here: logged once when they start (not every interval),
+        and the previous snapshot stays in place until sampling works again.
+        """
+        try:
+            snapshot = self.collector.collect(self._clock.seconds())
+            encoded = json.dumps(snapshot).encode("utf-8")
+        except Exception:
+            self._sampling_failed()
+            return
+        self._latest = snapshot
+        self._latest_json = encoded
+        self._history.append(snapshot)
+        self._sampling_recovered()
+
+    def measure_cpu(self, seconds: float) -> Deferred[Snapshot]:
+        """CPU usage measured over the next C{seconds}, from now.
+
+        Fires with a new dict: a shallow copy of L{latest} whose C{cpu} covers
+        exactly the measured window and whose C{timestamp} is its end.  The
+        Deferred can be cancelled (e.g. when the client goes away), which
+        frees the slot at once.
+
+        @raise TooManyMeasurements: when C{max_pending} are already running.
+        """
+        assert seconds > 0, seconds
+        if len(self._pending) >= self.max_pending:
+            raise self._refusal()
+        self._end_refusals()
+        try:
+            before = self._read_cpu()
+        except Exception:
+            return fail()
+        measurement: Deferred[Snapshot] = Deferred(canceller=self._cancel_measurement)
+        call = self._clock.callLater(seconds, self._finish_measurement, measurement, before)
+        self._pending[measurement] = call
+        return measurement
+
+    @property
+    def pending_measurements(self) -> int:
+        """How many on-demand CPU measurements are in progress."""
+        return len(self._pending)
+
+    def _finish_measurement(self, measurement: Deferred[Snapshot], before: CpuReading) -> None:
+        """Second reading: build the result and fire the measurement."""
+        del self._pending[measurement]
+        try:
+            after = self._read_cpu()
+            if after is before:  # a window too short to share readings across
+                after = self._read_cpu(fresh=True)
+            result = dict(self.latest)
+            result["cpu"] = cpu_section(before, after)
+            result["timestamp"] = after.when
+        except Exception:
+            measurement.errback()
+            return
+        measurement.callback(result)
+
+    def _cancel_measurement(self, measurement: Deferred[Snapshot]) -> None:
+        """Canceller: drop the timer and the slot; Deferred errbacks CancelledError."""
+        call = self._pending.pop(measurement, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def _read_cpu(self, fresh: bool = False) -> CpuReading:
+        """A CPU reading now, shared with others taken within a few milliseconds."""
+        now = self._clock.seconds()
+        recent = self._recent_reading
+        if not fresh and recent is not None and 0 <= now - recent.when < READING_REUSE_SECONDS:
+            return recent
+        self._recent_reading = self.collector.read_cpu(now)
+        return self._recent_reading
+
+    def _refusal(self) -> TooManyMeasurements:
+        """Count a refused measurement, log the first of an episode: the error to raise."""
+        if self._refused == 0:
+            _log.warn(
+                "{limit} CPU measurements in progress; refusing more until one ends",
+                limit=self.max_pending,
+            )
+        self._refused += 1
+        return TooManyMeasurements(f"{self.max_pending} CPU measurements already in progress")
+
+    def _end_refusals(self) -> None:
+        """A measurement was accepted: close the episode of refusals, if any."""
+        if self._refused:
+            _log.info("Accepting CPU measurements again after refusing {n}", n=self._refused)
+            self._refused = 0
+
+    def _sampling_failed(self) -> None:
+        """Log the first failure of an episode with its traceback; count the rest."""
+        if self._sampling_failures == 0:
+            _log.failure("Sampling failed; keeping the previous snapshot until it works again")
+        self._sampling_failures += 1
+
+    def _sampling_recovered(self) -> None:
+        """Close an episode of failures with one line."""
+        if self._sampling_failures:
+            _log.info("Sampling works again after {n} failures", n=self._sampling_failures)
+            self._sampling_failures = 0
+
+    def _loop_died(self, failure: Failure) -> None:
+        """Cannot happen (L{sample} never raises), but never fail silently."""
+        _log.failure("The sampling loop stopped", failure=failure)
