@@ -33,7 +33,7 @@ start or finish together, one reading serves them all.
 """
 
 
-class TooManyMeasurements(Exception):  # noqa: N818 (the name the web layer uses)
+class TooManyMeasurements(Exception):
     """Refused: C{max_pending} CPU measurements are already in progress.
 
     Raised synchronously by L{Sampler.measure_cpu} so the web layer can

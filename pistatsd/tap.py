@@ -95,6 +95,7 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     from pistatsd.heartbeat import heartbeat_service
     from pistatsd.listening import ListeningService
     from pistatsd.sampler import Sampler
+    from pistatsd.signals import stop_cleanly_on_sigterm
     from pistatsd.status import DaemonStatus
     from pistatsd.web.root import build_tree
     from pistatsd.web.site import PistatsdSite
@@ -134,6 +135,7 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
         ListeningService("port", description, site, reactor).setServiceParent(listeners)
     listeners.setServiceParent(top)
     _Ready(status, config).setServiceParent(top)
+    stop_cleanly_on_sigterm(reactor)
 
     if config.heartbeat > 0:
         heartbeat_service(status, config.heartbeat, reactor).setServiceParent(top)
@@ -156,4 +158,3 @@ class _Ready(Service):
             ports=", ".join(self._config.port),
             www=self._config.www,
         )
-

@@ -22,9 +22,7 @@ class PreferredTests(SynchronousTestCase):
         self.assertEqual(
             preferred(b"text/plain;q=0.5, application/json", OFFERS), "application/json"
         )
-        self.assertEqual(
-            preferred(b"text/plain, application/json;q=0.9", OFFERS), "text/plain"
-        )
+        self.assertEqual(preferred(b"text/plain, application/json;q=0.9", OFFERS), "text/plain")
 
     def test_specific_beats_wildcard(self) -> None:
         self.assertEqual(preferred(b"*/*;q=0.8, application/json", OFFERS), "application/json")

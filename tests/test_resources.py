@@ -18,8 +18,13 @@ from tests.support import Client, build_request, request
 SNAPSHOT = {
     "timestamp": 1000.0,
     "hostname": "pi",
-    "cpu": {"percent": 12.5, "per_cpu": [10.0, 15.0], "count": 2, "load": [0.1, 0.2, 0.3],
-            "interval": 1.0},
+    "cpu": {
+        "percent": 12.5,
+        "per_cpu": [10.0, 15.0],
+        "count": 2,
+        "load": [0.1, 0.2, 0.3],
+        "interval": 1.0,
+    },
     "temperature": {"celsius": None, "sensors": {}},
     "memory": {"total": 1, "available": 1, "used": 0, "percent": 37.2},
     "uptime": {"seconds": 5.0, "boot_time": 995.0},

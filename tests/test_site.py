@@ -155,7 +155,7 @@ class AccessLogTests(SynchronousTestCase):
         with open(path) as f:
             line = f.read()
         self.assertIn('"POST /echo?q=1 HTTP/1.1" 200', line)
-        self.assertTrue(line.startswith("\"127.0.0.1\" - - ["), line)
+        self.assertTrue(line.startswith('"127.0.0.1" - - ['), line)
 
     def test_request_observers(self) -> None:
         site = make_site()

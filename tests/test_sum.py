@@ -119,8 +119,18 @@ class PostTests(SynchronousTestCase):
             self.assertTrue(response.header("content-type").startswith("text/plain"))
 
     def test_malformed(self) -> None:
-        for body in [b"{", b"", b"[1, 2]", b"3", b'"x"', b'{"a": NaN}', b'{"a": Infinity}',
-                     b"\xff\xfe", b'{"a": -Infinity}', b"[" * 60000]:
+        for body in [
+            b"{",
+            b"",
+            b"[1, 2]",
+            b"3",
+            b'"x"',
+            b'{"a": NaN}',
+            b'{"a": Infinity}',
+            b"\xff\xfe",
+            b'{"a": -Infinity}',
+            b"[" * 60000,
+        ]:
             response = self.post(body)
             self.assertEqual(response.status, 400, body[:20])
             self.assertTrue(response.body, body[:20])

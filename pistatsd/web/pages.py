@@ -40,7 +40,7 @@ class ZzzPage(Resource):
         path = html.escape(unquote(request.path.decode("latin-1"), errors="replace"))
         request.setHeader(b"content-type", HTML_TYPE)
         return (
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pistatsd</title></head>"
+            '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>pistatsd</title></head>'
             f"<body><p>You requested {path} on day {now.tm_yday} in {now.tm_year}</p>"
             "</body></html>\n"
         ).encode()

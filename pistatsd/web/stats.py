@@ -126,9 +126,7 @@ class HistoryResource(JSONResource):
         if raw is not None:
             seconds = parse_positive(raw[0], self._max)
             if seconds is None:
-                return json_error(
-                    request, 400, f"seconds must be a number in (0, {self._max:g}]"
-                )
+                return json_error(request, 400, f"seconds must be a number in (0, {self._max:g}]")
         snapshots = self._sampler.history(seconds)
         request.setHeader(b"content-type", JSON_TYPE)
         request.setHeader(b"cache-control", b"no-store")

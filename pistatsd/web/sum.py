@@ -74,7 +74,7 @@ def parse_json_object(body: bytes) -> dict:
     except ValueError as e:  # NaN/Infinity tokens, integers with too many digits
         raise ValueError(f"malformed JSON: {e}") from None
     if not isinstance(document, dict):
-        raise ValueError("the JSON body must be an object, e.g. {\"a\": 1, \"b\": 2}")
+        raise ValueError('the JSON body must be an object, e.g. {"a": 1, "b": 2}')
     return document
 
 

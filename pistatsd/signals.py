@@ -1,0 +1,33 @@
+"""SIGTERM as an ordinary, successful stop.
+
+twistd re-raises SIGTERM on itself after shutting down, so the process dies
+"killed by SIGTERM".  Service managers and scripts that check the exit status
+expect a daemon told to stop to stop cleanly with status 0: pistatsd handles
+SIGTERM itself, stopping the reactor the same orderly way (every service's
+C{stopService} runs), and exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+from twisted.logger import Logger
+
+_log = Logger()
+
+
+def stop_cleanly_on_sigterm(reactor: Any) -> None:
+    """Install the handler once the reactor runs (after twistd's own handlers)."""
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        _log.info("Received SIGTERM, shutting down")
+        reactor.callFromThread(_stop, reactor)
+
+    reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_sigterm)
+
+
+def _stop(reactor: Any) -> None:
+    if reactor.running:
+        reactor.stop()

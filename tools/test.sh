@@ -1,0 +1,11 @@
+#!/bin/sh
+# Set up (if needed) and run the whole test suite: sh tools/test.sh [pytest args]
+# Installs the Debian packages the real-component tests use (influxdb, nginx, chromium).
+# With PISTATSD_REQUIRE_REAL=1 a test whose real component is missing fails instead of skipping.
+set -eu
+cd "$(dirname "$0")/.."
+sh tools/bootstrap.sh --system
+VENV=${PISTATSD_VENV:-.venv}
+"$VENV/bin/ruff" check pistatsd tests twisted bench
+"$VENV/bin/ruff" format --check pistatsd tests twisted bench
+exec "$VENV/bin/python" -m pytest "$@"
