@@ -49,6 +49,20 @@ def _parse_str(text: Any) -> str:
     return text
 
 
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError("not true or false")
+
+
+def _parse_url(text: Any) -> str:
+    url = _parse_str(text).rstrip("/")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest:
+        raise ValueError("expected an http:// or https:// URL")
+    return url
+
+
 @frozen
 class OptionSpec:
     """How one option is parsed, bounded and documented."""
@@ -59,6 +73,8 @@ class OptionSpec:
     help: str
     metavar: str = ""
     repeatable: bool = False
+    flag: bool = False
+    secret: bool = False
     minimum: float | None = None
     maximum: float | None = None
 
@@ -161,6 +177,95 @@ OPTIONS: tuple[OptionSpec, ...] = (
         maximum=86400,
     ),
     OptionSpec("access-log", _parse_str, None, "Combined-format access log file (off).", "FILE"),
+    # TLS (HTTPS + WSS)
+    OptionSpec(
+        "tls",
+        _parse_str,
+        (),
+        "HTTPS + WSS endpoint (ssl:8443, ...); repeatable.",
+        "ENDPOINT",
+        repeatable=True,
+    ),
+    OptionSpec("cert", _parse_str, None, "PEM certificate for ssl: endpoints naming none.", "FILE"),
+    OptionSpec("key", _parse_str, None, "PEM private key for ssl: endpoints naming none.", "FILE"),
+    # WebSockets
+    OptionSpec(
+        "broadcast-interval",
+        _parse_float,
+        1.0,
+        "/ws/broadcast period.",
+        "S",
+        minimum=0.05,
+        maximum=3600,
+    ),
+    OptionSpec(
+        "allowed-origin",
+        _parse_str,
+        (),
+        "Browser Origin accepted on WebSockets besides same-origin; repeatable.",
+        "ORIGIN",
+        repeatable=True,
+    ),
+    # InfluxDB reporting
+    OptionSpec(
+        "influx", _parse_url, None, "InfluxDB base URL; reporting is off without it.", "URL"
+    ),
+    OptionSpec("influx-db", _parse_str, "math_server", "InfluxDB v1 database.", "NAME"),
+    OptionSpec("influx-user", _parse_str, None, "InfluxDB v1 user.", "NAME"),
+    OptionSpec(
+        "influx-password-file",
+        _parse_str,
+        None,
+        "File holding the InfluxDB v1 password (or env PISTATSD_INFLUX_PASSWORD).",
+        "FILE",
+    ),
+    OptionSpec(
+        "influx-token-file",
+        _parse_str,
+        None,
+        "File holding an InfluxDB v2 token (or env PISTATSD_INFLUX_TOKEN).",
+        "FILE",
+    ),
+    OptionSpec("influx-org", _parse_str, None, "InfluxDB v2 organisation.", "ORG"),
+    OptionSpec("influx-bucket", _parse_str, None, "InfluxDB v2 bucket.", "BUCKET"),
+    OptionSpec(
+        "report-interval",
+        _parse_float,
+        60.0,
+        "InfluxDB report period.",
+        "S",
+        minimum=0.1,
+        maximum=86400,
+    ),
+    OptionSpec(
+        "influx-create-db", _parse_bool, False, "Create the v1 database at start.", flag=True
+    ),
+    OptionSpec("influx-cafile", _parse_str, None, "CA bundle for an https:// InfluxDB.", "FILE"),
+    OptionSpec(
+        "influx-queue",
+        _parse_int,
+        10000,
+        "Points held while InfluxDB is unreachable.",
+        "N",
+        minimum=1,
+        maximum=10_000_000,
+    ),
+    # REST API and sensors
+    OptionSpec(
+        "api-token-file",
+        _parse_str,
+        None,
+        "File holding the bearer token for mutating REST calls (or env PISTATSD_API_TOKEN).",
+        "FILE",
+    ),
+    OptionSpec(
+        "sensor-root",
+        _parse_str,
+        ("/sys", "/proc"),
+        "Directory sensor files may live under; repeatable.",
+        "DIR",
+        repeatable=True,
+    ),
 )
 
 OPTIONS_BY_NAME: Mapping[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
@@ -202,7 +307,31 @@ class Config:
     max_pending_intervals: int = 10000
     idle_timeout: float = 60.0
     access_log: str | None = None
+    tls: tuple[str, ...] = ()
+    cert: str | None = None
+    key: str | None = None
+    broadcast_interval: float = 1.0
+    allowed_origin: tuple[str, ...] = ()
+    influx: str | None = None
+    influx_db: str = "math_server"
+    influx_user: str | None = None
+    influx_password_file: str | None = None
+    influx_token_file: str | None = None
+    influx_org: str | None = None
+    influx_bucket: str | None = None
+    report_interval: float = 60.0
+    influx_create_db: bool = False
+    influx_cafile: str | None = None
+    influx_queue: int = 10000
+    api_token_file: str | None = None
+    sensor_root: tuple[str, ...] = ("/sys", "/proc")
     config: str | None = None
+    #: Secrets, read from their files or the environment; never in repr or logs.
+    influx_password: str | None = field(default=None, repr=False)
+    influx_token: str | None = field(default=None, repr=False)
+    api_token: str | None = field(default=None, repr=False)
+    #: The TOML file's own tables (e.g. command sensors), passed through unparsed.
+    extra: Mapping[str, Any] = field(factory=dict, repr=False)
 
 
 def load_toml(path: str) -> dict[str, Any]:
@@ -226,9 +355,32 @@ def _convert(spec: OptionSpec, raw: Any) -> Any:
     return spec.convert(raw)
 
 
+def _read_secret(
+    option: str, path: str | None, env_name: str, environ: Mapping[str, str]
+) -> str | None:
+    """A secret from its file (first line, stripped) or the environment; never echoed."""
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                secret = f.readline().strip()
+        except OSError as e:
+            raise ConfigError(f"--{option}: cannot read {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"--{option}: {path} is not UTF-8 text") from None
+        if not secret:
+            raise ConfigError(f"--{option}: {path} is empty")
+        return secret
+    return environ.get(env_name) or None
+
+
+#: TOML tables that belong to features rather than to options (kept in L{Config.extra}).
+TABLES = ("sensors",)
+
+
 def build_config(
     cli: Mapping[str, Any],
     validators: Sequence[Callable[[Config], None]] = (),
+    environ: Mapping[str, str] = os.environ,
 ) -> Config:
     """Merge command-line values over the TOML file (if any) over defaults.
 
@@ -244,7 +396,7 @@ def build_config(
     if config_path is not None:
         from_file = load_toml(config_path)
         for key in from_file:
-            if key not in OPTIONS_BY_NAME:
+            if key not in OPTIONS_BY_NAME and key not in TABLES:
                 raise ConfigError(f"--config: {config_path}: unknown key {key!r}")
     values: dict[str, Any] = {}
     for spec in OPTIONS:
@@ -255,7 +407,20 @@ def build_config(
                 values[spec.attribute] = _convert(spec, from_file[spec.name])
             except ConfigError as e:
                 raise ConfigError(f"{e} (in {config_path})") from None
-    config = Config(config=config_path, **values)
+    values["influx_password"] = _read_secret(
+        "influx-password-file",
+        values.get("influx_password_file"),
+        "PISTATSD_INFLUX_PASSWORD",
+        environ,
+    )
+    values["influx_token"] = _read_secret(
+        "influx-token-file", values.get("influx_token_file"), "PISTATSD_INFLUX_TOKEN", environ
+    )
+    values["api_token"] = _read_secret(
+        "api-token-file", values.get("api_token_file"), "PISTATSD_API_TOKEN", environ
+    )
+    extra = {key: from_file[key] for key in TABLES if key in from_file}
+    config = Config(config=config_path, extra=extra, **values)
     for validate in validators:
         validate(config)
     return config

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.interfaces import IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 
 _log = Logger()
@@ -28,8 +27,14 @@ class ListeningService(StreamServerEndpointService):
     option and the reason instead of a traceback.
     """
 
-    def __init__(self, option: str, description: str, factory: IProtocolFactory, reactor) -> None:
-        super().__init__(serverFromString(reactor, description), factory)
+    def __init__(
+        self,
+        option: str,
+        description: str,
+        factory: IProtocolFactory,
+        endpoint: IStreamServerEndpoint,
+    ) -> None:
+        super().__init__(endpoint, factory)
         self._raiseSynchronously = True
         self.option = option
         self.description = description

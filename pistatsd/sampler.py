@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable, Mapping
 from math import ceil
+from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
@@ -78,6 +80,10 @@ class Sampler(Service):
         self._pending: dict[Deferred[Snapshot], IDelayedCall] = {}
         self._refused = 0
         self._recent_reading: CpuReading | None = None
+        #: Extra snapshot sections from other parts of the daemon (e.g. sensor
+        #: readings): each returns a mapping merged into every snapshot.  They
+        #: must be cheap and never block: they run on every sample.
+        self.sections: list[Callable[[], Mapping[str, Any]]] = []
 
     def startService(self) -> None:
         """Take the warm-up sample now, then one every C{interval}."""
@@ -136,6 +142,8 @@ class Sampler(Service):
         """
         try:
             snapshot = self.collector.collect(self._clock.seconds())
+            for section in self.sections:
+                snapshot.update(section())
             encoded = json.dumps(snapshot).encode("utf-8")
         except Exception:
             self._sampling_failed()

@@ -49,8 +49,9 @@ class Options(usage.Options):
     optParameters = [["config", "c", None, "TOML configuration file.", str]] + [
         [spec.name, None, None, f"{spec.help} [default: {spec.default}]"]
         for spec in OPTIONS
-        if not spec.repeatable
+        if not spec.repeatable and not spec.flag
     ]
+    optFlags = [[spec.name, None, spec.help] for spec in OPTIONS if spec.flag]
 
     def __init__(self) -> None:
         super().__init__()
@@ -62,13 +63,28 @@ class Options(usage.Options):
         repeatable [default: tcp:8888]."""
         self.repeated.setdefault("port", []).append(endpoint)
 
+    def opt_tls(self, endpoint: str) -> None:
+        """HTTPS + WSS endpoint (ssl:8443, ...); repeatable [default: none]."""
+        self.repeated.setdefault("tls", []).append(endpoint)
+
+    def opt_allowed_origin(self, origin: str) -> None:
+        """Browser Origin accepted on WebSockets besides same-origin; repeatable."""
+        self.repeated.setdefault("allowed-origin", []).append(origin)
+
+    def opt_sensor_root(self, directory: str) -> None:
+        """Directory sensor files may live under; repeatable [default: /sys, /proc]."""
+        self.repeated.setdefault("sensor-root", []).append(directory)
+
     def given(self) -> dict[str, Any]:
         """The options the user actually gave on the command line."""
+        flags = {spec.name for spec in OPTIONS if spec.flag}
         values: dict[str, Any] = {
             name: value
             for name, value in self.items()
-            if value is not None and name not in self.repeated
+            if value is not None and name not in self.repeated and not (name in flags and not value)
         }
+        for name in flags & set(values):
+            values[name] = True
         values.update(self.repeated)
         return values
 
@@ -95,10 +111,13 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     from pistatsd.heartbeat import heartbeat_service
     from pistatsd.listening import ListeningService
     from pistatsd.sampler import Sampler
+    from pistatsd.sensors.wiring import sensors_service
     from pistatsd.signals import stop_cleanly_on_sigterm
     from pistatsd.status import DaemonStatus
+    from pistatsd.systemd import systemd_service
     from pistatsd.web.root import build_tree
     from pistatsd.web.site import PistatsdSite
+    from pistatsd.web.traffic import RequestTally, method_label, route_of, status_class
 
     top = MultiService()
     status = DaemonStatus(clock=reactor)
@@ -109,6 +128,12 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
         max_pending=config.max_pending_intervals,
     )
     sampler.setName("sampler")
+
+    # Sensors start before the sampler, so the first snapshot already has them.
+    sensors = sensors_service(config, reactor)
+    if sensors is not None:
+        sensors.setServiceParent(top)
+        sampler.sections.append(sensors.snapshot_section)
     sampler.setServiceParent(top)
 
     root = build_tree(
@@ -118,6 +143,8 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
         www=config.www,
         history_seconds=config.history_seconds,
     )
+    if sensors is not None:
+        root.api.putChild(b"sensors", sensors.resource)
     site = PistatsdSite(
         root,
         reactor=reactor,
@@ -129,12 +156,38 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     status.http_connections = lambda: site.open_connections
     status.requests_total = lambda: site.requests_total
 
+    tally = RequestTally()
+
+    def count(request: Any) -> None:
+        tally.observe(
+            method_label(request.method), route_of(request.path), status_class(request.code)
+        )
+
+    site.request_observers.append(count)
+
+    if config.influx:
+        from pistatsd.influx.wiring import influx_service
+
+        reporter = influx_service(config, reactor, tally=tally, sampler=sampler, sensors=sensors)
+        reporter.setServiceParent(top)
+        status.influx = reporter.state
+
     listeners = MultiService()
     listeners.setName("listeners")
     for description in config.port:
-        ListeningService("port", description, site, reactor).setServiceParent(listeners)
+        endpoint = serverFromString(reactor, description)
+        ListeningService("port", description, site, endpoint).setServiceParent(listeners)
+    if config.tls:
+        from pistatsd.tls import tls_endpoint
+
+        for description in config.tls:
+            endpoint = tls_endpoint(reactor, description, config)
+            ListeningService("tls", description, site, endpoint).setServiceParent(listeners)
     listeners.setServiceParent(top)
     _Ready(status, config).setServiceParent(top)
+    notifier = systemd_service(reactor)
+    if notifier is not None:
+        notifier.setServiceParent(top)
     stop_cleanly_on_sigterm(reactor)
 
     if config.heartbeat > 0:
@@ -155,6 +208,6 @@ class _Ready(Service):
         _log.info(
             "pistatsd {version} ready: listening on {ports}, serving {www}",
             version=__version__,
-            ports=", ".join(self._config.port),
+            ports=", ".join(self._config.port + self._config.tls),
             www=self._config.www,
         )

@@ -146,3 +146,63 @@ class OptionsTests(SynchronousTestCase):
             text = f.read()
         for spec in OPTIONS:
             self.assertIn(f"# {spec.name} =", text)
+
+
+class SecretsAndFlagsTests(SynchronousTestCase):
+    def test_secret_from_file_not_in_repr(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("hunter2\n")
+        config = build_config({"influx-password-file": path}, environ={})
+        self.assertEqual(config.influx_password, "hunter2")
+        self.assertNotIn("hunter2", repr(config))
+
+    def test_secret_from_environment(self) -> None:
+        config = build_config(
+            {}, environ={"PISTATSD_API_TOKEN": "tok", "PISTATSD_INFLUX_TOKEN": "t2"}
+        )
+        self.assertEqual((config.api_token, config.influx_token), ("tok", "t2"))
+
+    def test_unreadable_secret_file(self) -> None:
+        e = self.assertRaises(
+            ConfigError, build_config, {"api-token-file": "/nonexistent/t"}, environ={}
+        )
+        self.assertIn("--api-token-file", str(e))
+
+    def test_flag_on_command_line_and_in_toml(self) -> None:
+        options = Options()
+        options.parseOptions(["--influx-create-db"])
+        self.assertTrue(options.config.influx_create_db)
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("influx-create-db = true\n")
+        self.assertTrue(build_config({"config": path}).influx_create_db)
+
+    def test_repeatable_options_on_command_line(self) -> None:
+        options = Options()
+        options.parseOptions(
+            [
+                "--allowed-origin",
+                "https://a:443",
+                "--allowed-origin",
+                "https://b:*",
+                "--sensor-root",
+                "/tmp",
+            ]
+        )
+        self.assertEqual(options.config.allowed_origin, ("https://a:443", "https://b:*"))
+        self.assertEqual(options.config.sensor_root, ("/tmp",))
+
+    def test_influx_url_checked(self) -> None:
+        e = self.assertRaises(ConfigError, build_config, {"influx": "localhost:8086"})
+        self.assertIn("--influx", str(e))
+        self.assertEqual(
+            build_config({"influx": "http://localhost:8086/"}).influx, "http://localhost:8086"
+        )
+
+    def test_sensor_table_passes_through(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('[sensors.fan]\ncommand = ["/bin/echo", "5"]\n')
+        config = build_config({"config": path})
+        self.assertEqual(config.extra["sensors"]["fan"]["command"], ["/bin/echo", "5"])

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from twisted.web.resource import Resource
 from twisted.web.server import Request
 
 from pistatsd import __version__
 from pistatsd.status import DaemonStatus
-from pistatsd.web.responses import JSONResource, json_body
+from pistatsd.web.responses import JSONNotFound, JSONResource, json_body
 
 
 def _text(raw: bytes) -> str:
@@ -18,14 +19,23 @@ def _text(raw: bytes) -> str:
 class ApiIndex(JSONResource):
     """C{GET /api}: name, version, links, and the query arguments received, echoed back.
 
-    The echo lets people building front-ends see exactly what arrived.
+    The echo lets people building front-ends see exactly what arrived.  Its
+    children (C{/api/sensors}) are added by the composition root.
     """
-
-    isLeaf = True
 
     def __init__(self, links: Mapping[str, str]) -> None:
         super().__init__()
         self._links = dict(links)
+
+    def putChild(self, path: bytes, child) -> None:
+        """Mount a child and list it in the index."""
+        super().putChild(path, child)
+        self._links[path.decode("ascii")] = "/api/" + path.decode("ascii")
+
+    def getChild(self, path: bytes, request: Request) -> Resource:
+        if path == b"":
+            return self
+        return JSONNotFound()
 
     def render_GET(self, request: Request) -> bytes:
         args = {_text(k): [_text(v) for v in vs] for k, vs in request.args.items()}

@@ -23,6 +23,8 @@ class RootResource(Resource):
     dashboard, everything else (curl, C{*/*}, probes) gets C{Alive}.
     """
 
+    api: ApiIndex
+
     def __init__(self, static: IResource, clock: IReactorTime) -> None:
         super().__init__()
         self._static = static
@@ -64,5 +66,6 @@ def build_tree(
         "health": "/health",
     }
     links.update({f"stats_{part}": f"/stats/{part}" for part in PARTS if part != "throttled"})
-    root.putChild(b"api", ApiIndex(links))
+    root.api = ApiIndex(links)
+    root.putChild(b"api", root.api)
     return root

@@ -1,0 +1,1 @@
+"""InfluxDB reporting: line protocol, a bounded queue with a spool, and the reporter service."""

@@ -1,0 +1,1 @@
+"""User-defined sensors: definitions, confinement, readings, persistence and the REST resource."""
