@@ -28,6 +28,7 @@ class DaemonStatus:
     http_connections: Callable[[], int] = lambda: 0
     requests_total: Callable[[], int] = lambda: 0
     websocket_clients: Callable[[], int] = lambda: 0
+    websocket_detail: Callable[[], dict[str, Any]] = field(factory=lambda: dict)
     influx: Callable[[], dict[str, Any]] = field(default=_no_reporter)
 
     def mark_started(self) -> None:
@@ -48,5 +49,6 @@ class DaemonStatus:
             "http_connections": self.http_connections(),
             "requests_total": self.requests_total(),
             "websocket_clients": self.websocket_clients(),
+            "websockets": self.websocket_detail(),
             "influx": self.influx(),
         }

@@ -172,6 +172,12 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
         reporter.setServiceParent(top)
         status.influx = reporter.state
 
+    hub = _websockets(config, reactor, sampler, root)
+    hub.setServiceParent(top)
+    site.extra_connections = lambda: hub.count
+    status.websocket_clients = lambda: hub.count
+    status.websocket_detail = hub.detail
+
     listeners = MultiService()
     listeners.setName("listeners")
     for description in config.port:
@@ -193,6 +199,19 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     if config.heartbeat > 0:
         heartbeat_service(status, config.heartbeat, reactor).setServiceParent(top)
     return top
+
+
+def _websockets(config: Config, reactor: Any, sampler: Any, root: Any) -> Service:
+    """The WebSocket hub (a service) and its resources, mounted at C{/ws}."""
+    from pistatsd.ws.broadcast import Broadcaster
+    from pistatsd.ws.hub import WebSocketHub
+    from pistatsd.ws.origins import OriginPolicy
+    from pistatsd.ws.resource import websocket_tree
+
+    hub = WebSocketHub(Broadcaster(sampler, reactor, config.broadcast_interval), reactor)
+    hub.setName("websockets")
+    root.putChild(b"ws", websocket_tree(hub, OriginPolicy.from_config(config.allowed_origin)))
+    return hub
 
 
 class _Ready(Service):

@@ -77,6 +77,8 @@ class Client:
             peerAddress=IPv4Address("TCP", peer, port),
         )
         self.channel = site.buildProtocol(self.transport.getPeer())
+        # Real transports know their protocol (a WebSocket upgrade replaces it).
+        self.transport.protocol = self.channel
         if self.channel is not None:
             self.channel.makeConnection(self.transport)
 

@@ -1,0 +1,131 @@
+"""The broadcast: one snapshot, encoded once per tick, sent to every client as one frame."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from autobahn.websocket.protocol import PreparedMessage
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from pistatsd.sampler import Sampler
+
+if TYPE_CHECKING:
+    from pistatsd.ws.protocols import BroadcastProtocol
+
+_log = Logger()
+
+#: How much history the hello message carries (a fresh dashboard's backfill).
+HELLO_HISTORY_SECONDS = 300.0
+
+
+def slim(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """What a chart needs from a past snapshot: a tenth of its size.
+
+    The hello carries minutes of history to every new client; full snapshots
+    would make it hundreds of kilobytes per connection.
+    """
+    out: dict[str, Any] = {"timestamp": snapshot.get("timestamp")}
+    for part, key in (("cpu", "percent"), ("memory", "percent"), ("temperature", "celsius")):
+        section = snapshot.get(part)
+        if isinstance(section, Mapping):
+            out[part] = {key: section.get(key)}
+    cpu = snapshot.get("cpu")
+    if isinstance(cpu, Mapping) and cpu.get("load"):
+        out["cpu"]["load"] = cpu["load"]
+    return out
+
+
+class Broadcaster:
+    """Sends C{{"type": "stats", "sent": ..., ...snapshot}} to every client each interval.
+
+    The timer runs only while someone listens.  A client whose transport
+    has paused us (its socket is not draining) skips ticks instead of
+    queueing them; one paused for longer than C{stuck_after} is dropped.
+    """
+
+    def __init__(
+        self,
+        sampler: Sampler,
+        clock: IReactorTime,
+        interval: float,
+        stuck_after: float = 30.0,
+    ) -> None:
+        self._sampler = sampler
+        self._clock = clock
+        self.interval = interval
+        self.stuck_after = stuck_after
+        self.clients: set[BroadcastProtocol] = set()
+        self._loop: LoopingCall | None = None
+        self._hello_cache: tuple[object, bytes] | None = None
+        self.ticks = 0
+        self.skipped = 0
+        self.dropped = 0
+        self.messages_ignored = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether the timer is running (only while clients are connected)."""
+        return self._loop is not None and self._loop.running
+
+    def join(self, client: BroadcastProtocol) -> None:
+        """Greet a new client with the recent history and start the timer if needed."""
+        self.clients.add(client)
+        client.sendMessage(self.hello(client.ws_id))
+        if not self.running:
+            self._loop = LoopingCall(self.tick)
+            self._loop.clock = self._clock
+            self._loop.start(self.interval, now=False)
+
+    def leave(self, client: BroadcastProtocol) -> None:
+        """Forget a client; stop the timer when nobody is left."""
+        self.clients.discard(client)
+        if not self.clients and self.running:
+            self._loop.stop()
+            self._loop = None
+
+    def hello(self, client_id: str) -> bytes:
+        """The hello message; the history part is encoded once per sample, not per client."""
+        latest = self._sampler.latest
+        if self._hello_cache is None or self._hello_cache[0] is not latest:
+            history = [slim(s) for s in self._sampler.history(HELLO_HISTORY_SECONDS)]
+            self._hello_cache = (latest, json.dumps(history, separators=(",", ":")).encode())
+        return b'{"type":"hello","id":"%s","interval":%s,"history":%s}' % (
+            client_id.encode("ascii"),
+            repr(self.interval).encode("ascii"),
+            self._hello_cache[1],
+        )
+
+    def message(self, now: float) -> bytes:
+        """This tick's message: the sampler's pre-encoded snapshot with two keys in front."""
+        snapshot = self._sampler.latest_json
+        return b'{"type":"stats","sent":%s,%s' % (repr(now).encode("ascii"), snapshot[1:])
+
+    def tick(self) -> None:
+        """Send one message to every client that can take it; never raises."""
+        try:
+            self._tick()
+        except Exception:
+            _log.failure("broadcast tick failed")
+
+    def _tick(self) -> None:
+        now = self._clock.seconds()
+        self.ticks += 1
+        prepared = PreparedMessage(self.message(now), False, False, True)
+        for client in list(self.clients):
+            if client.paused_since is None:
+                client.sendPreparedMessage(prepared)
+                continue
+            self.skipped += 1
+            if now - client.paused_since >= self.stuck_after:
+                self.dropped += 1
+                _log.warn(
+                    "Dropping WebSocket client {peer}: not reading for {seconds:.0f}s",
+                    peer=client.peer,
+                    seconds=now - client.paused_since,
+                )
+                self.leave(client)
+                client.dropConnection(abort=True)

@@ -1,0 +1,58 @@
+"""Mounting WebSockets in the resource tree, with the Origin check and connection accounting."""
+
+from __future__ import annotations
+
+from autobahn.twisted.resource import WebSocketResource
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Request
+
+from pistatsd.web.responses import json_error
+from pistatsd.ws.hub import WebSocketHub
+from pistatsd.ws.origins import OriginPolicy
+from pistatsd.ws.protocols import BroadcastProtocol, EchoProtocol, PistatsdFactory
+
+
+class UpgradeResource(WebSocketResource):
+    """A C{WebSocketResource} that checks the Origin first and hands the connection over cleanly.
+
+    The Origin check needs the request's C{Host} and whether it came over
+    TLS, which only the HTTP request knows, so it happens here, before the
+    upgrade, as an ordinary (logged, counted) 403.  After the upgrade the
+    HTTP channel never hears of its connection again: it is uncounted there
+    and counted by the hub instead, and the request is recorded as answered
+    (101) for the access counts.
+    """
+
+    def __init__(self, factory: PistatsdFactory, origins: OriginPolicy) -> None:
+        super().__init__(factory)
+        self._origins = origins
+
+    def render(self, request: Request) -> bytes | int:
+        if not self._origins.allows(
+            request.getHeader(b"origin"), request.getHeader(b"host"), request.isSecure()
+        ):
+            return json_error(request, 403, "origin not allowed")
+        if request.getHeader(b"upgrade") is None:
+            request.setHeader(b"upgrade", b"websocket")
+            return json_error(request, 426, "this is a WebSocket endpoint: upgrade required")
+        channel = request.channel
+        site = channel.site
+        result = super().render(request)
+        if result is NOT_DONE_YET and channel.transport is None:
+            channel.detach()
+            request.code = 101
+            site.log(request)
+        return result
+
+
+def websocket_tree(hub: WebSocketHub, origins: OriginPolicy, **factory_options: float) -> Resource:
+    """C{/ws}, with C{echo} and C{broadcast} below it."""
+    ws = Resource()
+    ws.putChild(
+        b"echo", UpgradeResource(PistatsdFactory(EchoProtocol, hub, **factory_options), origins)
+    )
+    ws.putChild(
+        b"broadcast",
+        UpgradeResource(PistatsdFactory(BroadcastProtocol, hub, **factory_options), origins),
+    )
+    return ws

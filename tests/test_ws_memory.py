@@ -1,0 +1,211 @@
+"""WebSockets in memory: our Site and Autobahn protocols against the independent
+C{websockets} client protocol, over StringTransports, with a Clock."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import txaio
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+
+from pistatsd.web.site import PistatsdSite
+from pistatsd.ws.broadcast import Broadcaster
+from pistatsd.ws.hub import WebSocketHub
+from pistatsd.ws.origins import OriginPolicy, origin_key
+from pistatsd.ws.resource import websocket_tree
+from tests.support import Client
+from tests.wsclient import MemoryWebSocket
+
+SNAPSHOT = {"timestamp": 1.0, "hostname": "pi", "cpu": {"percent": 5.0, "count": 2}}
+SLIM = {"timestamp": 1.0, "cpu": {"percent": 5.0}}
+
+
+class FakeSampler:
+    def __init__(self) -> None:
+        self.latest = SNAPSHOT
+        self.latest_json = json.dumps(SNAPSHOT, separators=(",", ":")).encode()
+
+    def history(self, seconds=None):
+        return [SNAPSHOT, SNAPSHOT]
+
+
+class WebSocketTestCase(SynchronousTestCase):
+    interval = 0.5
+    allowed: tuple[str, ...] = ()
+    max_connections = 100
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1000)
+        self.patch(txaio.config, "loop", self.clock)
+        self.sampler = FakeSampler()
+        self.broadcaster = Broadcaster(self.sampler, self.clock, self.interval, stuck_after=5)
+        self.hub = WebSocketHub(self.broadcaster, self.clock)
+        self.hub.startService()
+        root = Resource()
+        root.putChild(b"ws", websocket_tree(self.hub, OriginPolicy.from_config(self.allowed)))
+        self.site = PistatsdSite(root, reactor=self.clock, max_connections=self.max_connections)
+        self.site.extra_connections = lambda: self.hub.count
+
+    def connect(self, path: str = "/ws/echo", **kw) -> MemoryWebSocket:
+        return MemoryWebSocket(self.site, path, **kw)
+
+
+class EchoTests(WebSocketTestCase):
+    def test_text_and_binary_come_back_unchanged(self) -> None:
+        client = self.connect()
+        self.assertEqual(client.status, 101)
+        client.send_text("héllo")
+        client.send_binary(b"\x00\xff")
+        self.assertEqual(client.pump(), ["héllo", b"\x00\xff"])
+
+    def test_limit_is_64k(self) -> None:
+        client = self.connect()
+        client.send_text("x" * 65536)
+        self.assertEqual(client.pump(), ["x" * 65536])
+        client.send_text("x" * 65537)
+        client.pump()
+        self.assertEqual(client.close_code, 1009)
+
+    def test_plain_get_is_told_to_upgrade(self) -> None:
+        from tests.support import request
+
+        response = request(self.site, "GET", "/ws/echo")
+        self.assertEqual(response.status, 426)
+        self.assertEqual(json.loads(response.body)["error"][:23], "this is a WebSocket end")
+
+
+class AccountingTests(WebSocketTestCase):
+    max_connections = 3
+
+    def test_upgraded_connection_moves_from_http_to_hub(self) -> None:
+        client = self.connect()
+        self.assertEqual(self.site.open_connections, 0)
+        self.assertEqual(self.hub.count, 1)
+        self.assertEqual(self.site.requests_total, 1)
+        client.server.dropConnection(abort=True)
+        client.server.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.hub.count, 0)
+
+    def test_cap_counts_websockets(self) -> None:
+        clients = [self.connect() for _ in range(3)]
+        self.assertEqual([c.status for c in clients], [101, 101, 101])
+        refused = Client(self.site)
+        self.assertIn(b"503 Service Unavailable", refused.transport.value())
+
+
+class OriginTests(WebSocketTestCase):
+    allowed = ("https://dash.example:*", "http://other.example")
+
+    def test_no_origin_accepted(self) -> None:
+        self.assertEqual(self.connect().status, 101)
+
+    def test_same_origin_accepted(self) -> None:
+        self.assertEqual(self.connect(origin="http://127.0.0.1:8888").status, 101)
+        self.assertEqual(self.connect(origin="http://pi.local", host="pi.local").status, 101)
+
+    def test_allowed_origins(self) -> None:
+        self.assertEqual(self.connect(origin="https://dash.example:4443").status, 101)
+        self.assertEqual(self.connect(origin="http://other.example").status, 101)
+
+    def test_others_refused(self) -> None:
+        for origin in (
+            "http://evil.example",
+            "http://127.0.0.1:9999",
+            "https://127.0.0.1:8888",
+            "null",
+            "http://other.example:8080",
+            "garbage",
+        ):
+            client = self.connect(origin=origin)
+            self.assertEqual(client.status, 403, origin)
+        self.assertEqual(self.hub.count, 0)
+
+    def test_origin_key(self) -> None:
+        self.assertEqual(origin_key("HTTP://Pi.Local"), "http://pi.local:80")
+        self.assertEqual(origin_key("https://x:8443"), "https://x:8443")
+        self.assertIsNone(origin_key("ftp://x"))
+        self.assertIsNone(origin_key("http://x:notaport"))
+
+
+class BroadcastTests(WebSocketTestCase):
+    def test_hello_then_ticks(self) -> None:
+        client = self.connect("/ws/broadcast")
+        [hello] = client.messages
+        hello = json.loads(hello)
+        self.assertEqual(hello["type"], "hello")
+        self.assertRegex(hello["id"], re.compile(r"^[0-9a-f]{32}$"))
+        self.assertEqual(hello["interval"], 0.5)
+        self.assertEqual(hello["history"], [SLIM, SLIM])
+        self.clock.advance(0.5)
+        [tick] = client.pump()
+        self.assertEqual(json.loads(tick), {"type": "stats", "sent": 1000.5, **SNAPSHOT})
+
+    def test_every_client_gets_the_same_bytes(self) -> None:
+        a, b = self.connect("/ws/broadcast"), self.connect("/ws/broadcast")
+        self.clock.pump([0.5] * 3)
+        self.assertEqual(len(a.pump()), 3)
+        self.assertEqual(a.messages[1:], b.pump())
+        ids = {json.loads(a.messages[0])["id"], json.loads(b.messages[0])["id"]}
+        self.assertEqual(len(ids), 2)
+
+    def test_timer_runs_only_with_clients(self) -> None:
+        self.assertFalse(self.broadcaster.running)
+        client = self.connect("/ws/broadcast")
+        self.assertTrue(self.broadcaster.running)
+        client.server.dropConnection(abort=True)
+        client.server.connectionLost(Failure(ConnectionDone()))
+        self.assertFalse(self.broadcaster.running)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_client_messages_counted_and_ignored(self) -> None:
+        client = self.connect("/ws/broadcast")
+        client.send_text("hi")
+        self.assertEqual(client.pump(), [])
+        self.assertEqual(self.broadcaster.messages_ignored, 1)
+
+    def test_paused_client_skips_ticks_and_is_dropped_when_stuck(self) -> None:
+        slow, fast = self.connect("/ws/broadcast"), self.connect("/ws/broadcast")
+        slow.server.pauseProducing()  # what the transport does when its buffer is full
+        self.clock.pump([0.5] * 4)
+        self.assertEqual(slow.pump(), [])
+        self.assertEqual(len(fast.pump()), 4)
+        self.assertEqual(self.broadcaster.skipped, 4)
+        slow.server.resumeProducing()
+        self.clock.advance(0.5)
+        self.assertEqual(len(slow.pump()), 1)
+        slow.server.pauseProducing()
+        self.clock.pump([0.5] * 12)
+        self.assertEqual(self.broadcaster.dropped, 1)
+        self.assertTrue(slow.http.transport.disconnecting or slow.http.transport.disconnected)
+        self.assertNotIn(slow.server, self.broadcaster.clients)
+        self.assertEqual(len(fast.pump()), 13)
+
+    def test_registered_as_producer_on_its_transport(self) -> None:
+        client = self.connect("/ws/broadcast")
+        self.assertIs(client.http.transport.producer, client.server)
+
+
+class ShutdownTests(WebSocketTestCase):
+    def test_clients_closed_with_1001(self) -> None:
+        clients = [self.connect(), self.connect("/ws/broadcast")]
+        d = self.hub.stopService()
+        for client in clients:
+            client.pump()
+            self.assertEqual(client.close_code, 1001)
+            client.server.connectionLost(Failure(ConnectionDone()))
+        self.successResultOf(d)
+
+    def test_stragglers_aborted_after_timeout(self) -> None:
+        client = self.connect()
+        d = self.hub.stopService()
+        self.assertNoResult(d)
+        self.clock.advance(self.hub.close_timeout)
+        self.successResultOf(d)
+        self.assertTrue(client.http.transport.disconnecting)
+        self.assertEqual(self.hub.count, 0)
