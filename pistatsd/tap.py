@@ -110,11 +110,13 @@ def makeService(options: Options | Config, reactor: Any = None) -> MultiService:
 def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     from pistatsd.heartbeat import heartbeat_service
     from pistatsd.listening import ListeningService
+    from pistatsd.metrics import DaemonCollector, Metrics
     from pistatsd.sampler import Sampler
     from pistatsd.sensors.wiring import sensors_service
     from pistatsd.signals import stop_cleanly_on_sigterm
     from pistatsd.status import DaemonStatus
     from pistatsd.systemd import systemd_service
+    from pistatsd.web.metrics import MetricsResource
     from pistatsd.web.root import build_tree
     from pistatsd.web.site import PistatsdSite
     from pistatsd.web.traffic import RequestTally, method_label, route_of, status_class
@@ -164,6 +166,10 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
         )
 
     site.request_observers.append(count)
+    metrics = Metrics()
+    site.request_observers.append(metrics.observe)
+    root.putChild(b"metrics", MetricsResource(metrics.registry))
+    root.api.add_link("metrics", "/metrics")
 
     if config.influx:
         from pistatsd.influx.wiring import influx_service
@@ -177,6 +183,15 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     site.extra_connections = lambda: hub.count
     status.websocket_clients = lambda: hub.count
     status.websocket_detail = hub.detail
+    metrics.add(
+        DaemonCollector(
+            site=site,
+            sampler=sampler,
+            hub=hub,
+            reporter_state=status.influx,
+            sensor_readings=sensors.readings if sensors is not None else None,
+        )
+    )
 
     listeners = MultiService()
     listeners.setName("listeners")
@@ -211,6 +226,8 @@ def _websockets(config: Config, reactor: Any, sampler: Any, root: Any) -> Servic
     hub = WebSocketHub(Broadcaster(sampler, reactor, config.broadcast_interval), reactor)
     hub.setName("websockets")
     root.putChild(b"ws", websocket_tree(hub, OriginPolicy.from_config(config.allowed_origin)))
+    root.api.add_link("ws_echo", "/ws/echo")
+    root.api.add_link("ws_broadcast", "/ws/broadcast")
     return hub
 
 

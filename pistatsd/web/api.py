@@ -30,7 +30,11 @@ class ApiIndex(JSONResource):
     def putChild(self, path: bytes, child) -> None:
         """Mount a child and list it in the index."""
         super().putChild(path, child)
-        self._links[path.decode("ascii")] = "/api/" + path.decode("ascii")
+        self.add_link(path.decode("ascii"), "/api/" + path.decode("ascii"))
+
+    def add_link(self, name: str, href: str) -> None:
+        """List a resource mounted elsewhere in the tree."""
+        self._links[name] = href
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":
