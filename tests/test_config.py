@@ -206,3 +206,16 @@ class SecretsAndFlagsTests(SynchronousTestCase):
             f.write('[sensors.fan]\ncommand = ["/bin/echo", "5"]\n')
         config = build_config({"config": path})
         self.assertEqual(config.extra["sensors"]["fan"]["command"], ["/bin/echo", "5"])
+
+
+class DocumentationTests(SynchronousTestCase):
+    def test_every_option_is_in_the_readme(self) -> None:
+        import os
+
+        from pistatsd.config import OPTIONS
+
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(here, "README.md")) as f:
+            text = f.read()
+        for spec in OPTIONS:
+            self.assertIn(f"`--{spec.name}", text)
