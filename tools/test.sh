@@ -6,6 +6,6 @@ set -eu
 cd "$(dirname "$0")/.."
 sh tools/bootstrap.sh --system
 VENV=${PISTATSD_VENV:-.venv}
-"$VENV/bin/ruff" check pistatsd tests twisted bench
-"$VENV/bin/ruff" format --check pistatsd tests twisted bench
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 exec "$VENV/bin/python" -m pytest "$@"
