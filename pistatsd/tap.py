@@ -205,7 +205,7 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
             endpoint = tls_endpoint(reactor, description, config)
             ListeningService("tls", description, site, endpoint).setServiceParent(listeners)
     listeners.setServiceParent(top)
-    _Ready(status, config).setServiceParent(top)
+    _Ready(status, config, reactor).setServiceParent(top)
     notifier = systemd_service(reactor)
     if notifier is not None:
         notifier.setServiceParent(top)
@@ -232,15 +232,20 @@ def _websockets(config: Config, reactor: Any, sampler: Any, root: Any) -> Servic
 
 
 class _Ready(Service):
-    """Started after the listeners: marks the start time and says the daemon is ready."""
+    """Started after the listeners: marks the start time and, once the reactor
+    runs (signal handlers installed, sockets served), says the daemon is ready."""
 
-    def __init__(self, status: Any, config: Config) -> None:
+    def __init__(self, status: Any, config: Config, reactor: Any) -> None:
         self._status = status
         self._config = config
+        self._reactor = reactor
 
     def startService(self) -> None:
         super().startService()
         self._status.mark_started()
+        self._reactor.callWhenRunning(self._announce)
+
+    def _announce(self) -> None:
         _log.info(
             "pistatsd {version} ready: listening on {ports}, serving {www}",
             version=__version__,

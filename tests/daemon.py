@@ -51,6 +51,7 @@ class Daemon:
         self.cwd = cwd
         self.output: list[str] = []
         self._pending = b""
+        self._terminated = False
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> Daemon:
@@ -95,11 +96,17 @@ class Daemon:
                 )
             self._pending += chunk
 
+    def terminate(self) -> None:
+        """Send SIGTERM once (a second one while exiting would kill the process)."""
+        assert self.proc is not None
+        if not self._terminated and self.proc.poll() is None:
+            self._terminated = True
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 10.0) -> int:
         """SIGTERM, then the exit status (fails the test if it takes over C{timeout})."""
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        self.terminate()
         try:
             rest, _ = self.proc.communicate(timeout=timeout)
             rest = (self._pending + rest).decode("utf-8", "replace")

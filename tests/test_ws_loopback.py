@@ -154,7 +154,7 @@ def test_shutdown_closes_websockets_with_1001():
         async with websockets.connect(f"ws://127.0.0.1:{d.port}/ws/echo") as ws:
             await ws.send("ping")
             await ws.recv()
-            d.proc.terminate()
+            d.terminate()
             with pytest.raises(websockets.ConnectionClosed) as info:
                 await ws.recv()
             return info.value.rcvd.code
