@@ -10,7 +10,7 @@ PYTHON=${PYTHON:-python3}
 
 if [ "${1:-}" = "--system" ]; then
     need=""
-    for pair in influxd:influxdb nginx:nginx-light chromium:chromium; do
+    for pair in influxd:influxdb nginx:nginx-light chromium:chromium npm:npm; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || need="$need ${pair#*:}"
     done
     if [ -n "$need" ]; then
@@ -28,3 +28,5 @@ fi
 "$VENV/bin/python" -m pip install -q -e '.[test]' --config-settings editable_mode=compat
 "$VENV/bin/twistd" --help | grep -q pistatsd || {
     echo "twistd does not list the pistatsd plugin" >&2; exit 1; }
+# The dashboard's charting library, pinned and checksummed, from the npm registry.
+sh tools/fetch-assets.sh
