@@ -14,9 +14,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
-from twisted.web.server import Request
-
-from pistatsd.web.traffic import method_label, route_of
 
 
 class DaemonCollector:
@@ -165,11 +162,9 @@ class Metrics:
         )
         ProcessCollector(registry=self.registry)
 
-    def observe(self, request: Request) -> None:
-        """Count one finished request (a site request observer)."""
-        self.requests.labels(
-            method_label(request.method), route_of(request.path), str(request.code)
-        ).inc()
+    def count_request(self, method: str, route: str, code: int) -> None:
+        """Count one answered request (labels already bounded)."""
+        self.requests.labels(method, route, str(code)).inc()
 
     def add(self, collector: DaemonCollector) -> None:
         """Register the scrape-time collector."""
