@@ -159,15 +159,15 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     status.requests_total = lambda: site.requests_total
 
     tally = RequestTally()
+    metrics = Metrics()
 
     def count(request: Any) -> None:
-        tally.observe(
-            method_label(request.method), route_of(request.path), status_class(request.code)
-        )
+        """Every answered request, for InfluxDB and Prometheus: labels computed once."""
+        method, route = method_label(request.method), route_of(request.path)
+        tally.observe(method, route, status_class(request.code))
+        metrics.count_request(method, route, request.code)
 
     site.request_observers.append(count)
-    metrics = Metrics()
-    site.request_observers.append(metrics.observe)
     root.putChild(b"metrics", MetricsResource(metrics.registry))
     root.api.add_link("metrics", "/metrics")
 
