@@ -10,9 +10,11 @@ C{stopService} runs), and exits 0.
 from __future__ import annotations
 
 import signal
+from contextlib import suppress
 from types import FrameType
 from typing import Any
 
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 
 _log = Logger()
@@ -29,5 +31,6 @@ def stop_cleanly_on_sigterm(reactor: Any) -> None:
 
 
 def _stop(reactor: Any) -> None:
-    if reactor.running:
+    # A second SIGTERM while already stopping is harmless, not an error.
+    with suppress(ReactorNotRunning):
         reactor.stop()

@@ -28,6 +28,14 @@ def _check_endpoints(config: Config) -> None:
             raise ConfigError(f"--port {description}: {e}") from None
 
 
+def _check_tls(config: Config) -> None:
+    """Certificates and keys are checked at start-up, not at the first handshake."""
+    if config.tls or config.cert or config.key:
+        from pistatsd.tls import check_tls
+
+        check_tls(config)
+
+
 def _check_paths(config: Config) -> None:
     if not os.path.isdir(config.www):
         raise ConfigError(f"--www {config.www}: not a directory")
@@ -90,7 +98,7 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         try:
-            self.config = build_config(self.given(), (_check_paths, _check_endpoints))
+            self.config = build_config(self.given(), (_check_paths, _check_endpoints, _check_tls))
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -206,7 +214,9 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
             ListeningService("tls", description, site, endpoint).setServiceParent(listeners)
     listeners.setServiceParent(top)
     _Ready(status, config, reactor).setServiceParent(top)
-    notifier = systemd_service(reactor)
+    notifier = systemd_service(
+        reactor, status=f"pistatsd {__version__} serving " + ", ".join(config.port + config.tls)
+    )
     if notifier is not None:
         notifier.setServiceParent(top)
     stop_cleanly_on_sigterm(reactor)

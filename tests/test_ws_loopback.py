@@ -174,3 +174,30 @@ def test_health_counts_websocket_clients(server):
     health = run(go())
     assert health["websocket_clients"] >= 1
     assert health["websockets"]["clients"] >= 1
+
+
+def test_wss_echo_with_the_generated_certificate(tmp_path):
+    import ssl
+
+    from tests.daemon import free_port
+
+    tls_port = free_port()
+    state = tmp_path / "state"
+    d = Daemon(["--tls", f"ssl:{tls_port}:interface=127.0.0.1", "--state-dir", str(state)]).start()
+    try:
+        context = ssl.create_default_context(cafile=str(state / "tls" / "cert.pem"))
+
+        async def go():
+            url = f"wss://localhost:{tls_port}/ws/echo"
+            origin = f"https://localhost:{tls_port}"
+            async with websockets.connect(url, ssl=context, origin=origin) as ws:
+                await ws.send("secure")
+                assert await ws.recv() == "secure"
+            async with websockets.connect(
+                f"wss://localhost:{tls_port}/ws/broadcast", ssl=context
+            ) as ws:
+                assert json.loads(await ws.recv())["type"] == "hello"
+
+        run(go())
+    finally:
+        assert d.stop() == 0

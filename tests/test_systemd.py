@@ -1,0 +1,459 @@
+"""systemd: the sd_notify helper and service in memory, then the shipped units for real.
+
+The real-plugin tests run the unit's own C{ExecStart=} command line (ports
+moved to loopback, C{%S} to a temp dir) with a notify socket of our own, pass
+it a listening socket the way systemd's socket activation does, and run it
+under the kernel's C{PR_SET_MDWE}, which is what C{MemoryDenyWriteExecute=yes}
+sets.  C{systemd-analyze verify} checks the unit files where it is installed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import pytest
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+
+from pistatsd.systemd import (
+    Notifier,
+    SystemdNotifyService,
+    notify_address,
+    systemd_service,
+    watchdog_interval,
+)
+from tests.daemon import PROJECT, TWISTD, Daemon, free_port
+
+SERVICE = os.path.join(PROJECT, "etc", "pistatsd.service")
+SOCKET = os.path.join(PROJECT, "etc", "pistatsd.socket")
+
+
+def short_dir(case: SynchronousTestCase | None = None) -> str:
+    """A directory with a short path: AF_UNIX socket paths are limited to 108 bytes."""
+    path = tempfile.mkdtemp(prefix="pistatsd-", dir="/tmp")
+    if case is not None:
+        case.addCleanup(shutil.rmtree, path, True)
+    return path
+
+
+def receiver(address: str) -> socket.socket:
+    """A bound datagram socket, like systemd's notify socket."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    return sock
+
+
+# -- the helper, in memory or on a local socket -------------------------------
+
+
+class NotifyAddressTests(SynchronousTestCase):
+    def test_forms(self):
+        self.assertEqual(notify_address("/run/systemd/notify"), "/run/systemd/notify")
+        self.assertEqual(notify_address("@abstract"), "\0abstract")
+        self.assertIsNone(notify_address("vsock:2:1234"))
+        self.assertIsNone(notify_address("relative/path"))
+        self.assertIsNone(notify_address("@"))
+
+
+class NotifierTests(SynchronousTestCase):
+    def test_path_socket(self):
+        path = os.path.join(short_dir(self), "notify")
+        with receiver(path) as sock:
+            self.assertTrue(Notifier(path).send("READY=1\nSTATUS=ok"))
+            self.assertEqual(sock.recv(4096), b"READY=1\nSTATUS=ok")
+
+    def test_abstract_socket(self):
+        name = f"@pistatsd-test-{uuid.uuid4().hex}"
+        with receiver(notify_address(name)) as sock:
+            self.assertTrue(Notifier(notify_address(name)).send("WATCHDOG=1"))
+            self.assertEqual(sock.recv(4096), b"WATCHDOG=1")
+
+    def test_failures_are_logged_once_per_episode_and_never_raised(self):
+        path = os.path.join(short_dir(self), "notify")
+        notifier = Notifier(path)
+        with capturedLogs() as events:
+            self.assertFalse(notifier.send("WATCHDOG=1"))
+            self.assertFalse(notifier.send("WATCHDOG=1"))
+            with receiver(path):
+                self.assertTrue(notifier.send("WATCHDOG=1"))
+            os.unlink(path)
+            self.assertFalse(notifier.send("WATCHDOG=1"))
+        formats = [e["log_format"] for e in events]
+        self.assertEqual(
+            formats,
+            [
+                "systemd notification to {address} failed: {error}",
+                "systemd notifications to {address} work again ({failures} failed in all)",
+                "systemd notification to {address} failed: {error}",
+            ],
+        )
+        self.assertEqual(notifier.failures, 3)
+
+    def test_never_blocks_on_a_full_socket(self):
+        """systemd not reading: sends fail fast instead of stalling the reactor."""
+        path = os.path.join(short_dir(self), "notify")
+        notifier = Notifier(path)
+        with receiver(path):
+            started = time.monotonic()
+            results = [notifier.send("WATCHDOG=1") for _ in range(2000)]
+            self.assertLess(time.monotonic() - started, 5)
+        self.assertTrue(results[0])
+        self.assertIn(False, results)
+
+
+class RecordingNotifier:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def send(self, message: str) -> bool:
+        self.sent.append(message)
+        return True
+
+
+class ServiceTests(SynchronousTestCase):
+    def test_ready_watchdog_stopping(self):
+        reactor, notifier = MemoryReactorClock(), RecordingNotifier()
+        service = SystemdNotifyService(
+            notifier, reactor, watchdog_interval=0.1, pid=1234, status="serving tcp:8888"
+        )
+        service.startService()
+        self.assertEqual(notifier.sent, [], "nothing before the reactor runs")
+        reactor.run()
+        self.assertEqual(
+            notifier.sent, ["READY=1\nSTATUS=serving tcp:8888\nMAINPID=1234", "WATCHDOG=1"]
+        )
+        reactor.pump([0.1] * 5)
+        self.assertEqual(notifier.sent.count("WATCHDOG=1"), 6)
+        service.stopService()
+        self.assertEqual(notifier.sent[-1], "STOPPING=1\nSTATUS=stopping")
+        reactor.pump([0.1] * 5)
+        self.assertEqual(notifier.sent.count("WATCHDOG=1"), 6)
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_no_watchdog(self):
+        reactor, notifier = MemoryReactorClock(), RecordingNotifier()
+        service = SystemdNotifyService(notifier, reactor, pid=1)
+        service.startService()
+        reactor.run()
+        reactor.pump([10] * 10)
+        service.stopService()
+        self.assertEqual(len(notifier.sent), 2)
+        self.assertTrue(notifier.sent[0].startswith("READY=1\n"))
+
+    def test_stopped_before_the_reactor_ran(self):
+        reactor, notifier = MemoryReactorClock(), RecordingNotifier()
+        service = SystemdNotifyService(notifier, reactor, watchdog_interval=1.0, pid=1)
+        service.startService()
+        service.stopService()
+        reactor.run()
+        reactor.pump([1.0] * 3)
+        self.assertEqual(notifier.sent, ["STOPPING=1\nSTATUS=stopping"])
+
+    def test_ping_failure_does_not_stop_the_loop(self):
+        reactor = MemoryReactorClock()
+
+        class Broken(RecordingNotifier):
+            def send(self, message: str) -> bool:
+                super().send(message)
+                if message == "WATCHDOG=1":
+                    raise RuntimeError("boom")
+                return True
+
+        notifier = Broken()
+        service = SystemdNotifyService(notifier, reactor, watchdog_interval=1.0, pid=1)
+        service.startService()
+        reactor.run()
+        reactor.pump([1.0] * 3)
+        self.assertEqual(notifier.sent.count("WATCHDOG=1"), 4)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 4)
+        service.stopService()
+
+
+class EnvironmentTests(SynchronousTestCase):
+    def test_watchdog_interval(self):
+        self.assertEqual(watchdog_interval({"WATCHDOG_USEC": "200000"}, 5), 0.1)
+        self.assertEqual(
+            watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "5"}, 5), 15.0
+        )
+        self.assertIsNone(watchdog_interval({"WATCHDOG_USEC": "200000", "WATCHDOG_PID": "6"}, 5))
+        self.assertIsNone(watchdog_interval({}, 5))
+        for bad in ("0", "-5", "soon"):
+            self.assertIsNone(watchdog_interval({"WATCHDOG_USEC": bad}, 5))
+
+    def test_systemd_service(self):
+        self.assertIsNone(systemd_service(Clock(), {}))
+        self.assertIsNone(systemd_service(Clock(), {"NOTIFY_SOCKET": "vsock:2:1"}))
+        service = systemd_service(
+            Clock(), {"NOTIFY_SOCKET": "@x", "WATCHDOG_USEC": "1000000"}, pid=7
+        )
+        self.assertIsInstance(service, SystemdNotifyService)
+        self.assertEqual(service.notifier.address, "\0x")
+        self.assertEqual((service.watchdog_interval, service.pid), (0.5, 7))
+
+
+# -- the shipped unit files --------------------------------------------------
+
+
+def unit(path: str) -> dict[str, dict[str, list[str]]]:
+    """A unit file as section -> key -> values (keys may repeat)."""
+    sections: dict[str, dict[str, list[str]]] = {}
+    current: dict[str, list[str]] = {}
+    with open(path) as f:
+        for raw in f:
+            line = raw.strip()
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("["):
+                current = sections.setdefault(line.strip("[]"), {})
+                continue
+            key, _, value = line.partition("=")
+            current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def test_service_unit_directives():
+    service = unit(SERVICE)["Service"]
+
+    def one(key: str) -> str:
+        assert key in service, key
+        return service[key][-1]
+
+    assert one("Type") == "notify"
+    assert one("NotifyAccess") == "main"
+    assert one("WatchdogSec")
+    assert one("Restart") == "on-failure"
+    assert one("DynamicUser") == "yes"
+    assert one("StateDirectory") == "pistatsd"
+    assert one("LogsDirectory") == "pistatsd"
+    for key in ("ProtectSystem",):
+        assert one(key) == "strict"
+    for key in ("ProtectHome", "PrivateTmp", "NoNewPrivileges", "MemoryDenyWriteExecute"):
+        assert one(key) == "yes", key
+    assert one("RestrictAddressFamilies").split() == ["AF_INET", "AF_INET6", "AF_UNIX"]
+    assert "@system-service" in service["SystemCallFilter"]
+    # psutil reads /proc/stat, /proc/meminfo...: ProcSubset=pid would hide them.
+    assert service.get("ProcSubset", ["all"])[-1] == "all"
+    argv = shlex.split(one("ExecStart"))
+    assert "--nodaemon" in argv or "-n" in argv
+    assert "--pidfile=" in argv
+    assert argv[argv.index("pistatsd") + 1 : argv.index("pistatsd") + 3] == [
+        "--state-dir",
+        "%S/pistatsd",
+    ]
+    socket_unit = unit(SOCKET)["Socket"]
+    assert socket_unit["ListenStream"] == ["0.0.0.0:8888"]
+
+
+def test_systemd_analyze_verify(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    # verify checks that ExecStart's program exists: point it at this venv's.
+    with open(SERVICE) as f:
+        text = f.read().replace("/opt/pistatsd/bin/twistd", TWISTD)
+    (tmp_path / "pistatsd.service").write_text(text)
+    shutil.copy(SOCKET, tmp_path / "pistatsd.socket")
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", "pistatsd.service", "pistatsd.socket"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(tmp_path),
+    )
+    complaints = [
+        line for line in (result.stdout + result.stderr).splitlines() if "pistatsd." in line
+    ]
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert complaints == []
+
+
+def shipped_command(state_dir: str, port: int) -> list[str]:
+    """The unit's ExecStart=, as systemd would run it, with loopback ports and temp dirs."""
+    service = unit(SERVICE)["Service"]
+    environment = dict(
+        shlex.split(value)[0].split("=", 1) for value in service.get("Environment", [])
+    )
+    opts = environment["PISTATSD_OPTS"].replace("tcp:8888", f"tcp:{port}:interface=127.0.0.1")
+    argv: list[str] = []
+    for word in shlex.split(service["ExecStart"][-1]):
+        if word == "$PISTATSD_OPTS":
+            argv += opts.split()
+        else:
+            argv.append(word.replace("%S", state_dir).replace("/opt/pistatsd/bin/twistd", TWISTD))
+    assert argv[0] == TWISTD, argv
+    return [*argv, "--heartbeat", "0"]
+
+
+class Datagrams:
+    """Reads notifications from our stand-in for systemd's notify socket."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.sock = receiver(path)
+        self.received: list[str] = []
+
+    def wait_for(self, prefix: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {prefix!r} within {timeout}s; got {self.received}")
+            self.sock.settimeout(remaining)
+            try:
+                message = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            self.received.append(message)
+            if message.startswith(prefix):
+                return message
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_notify_ready_watchdog_and_stopping_with_the_shipped_command(tmp_path):
+    directory = short_dir()
+    notify = Datagrams(os.path.join(directory, "notify"))
+    port = free_port()
+    d = Daemon(env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000"}, port=port)
+    d.argv = shipped_command(str(tmp_path), port)
+    try:
+        d.proc = subprocess.Popen(
+            d.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0, env=d.env
+        )
+        ready = notify.wait_for("READY=1")
+        # Ready means listening: the port answers at once.
+        assert d.get("/alive")[2] == b"Alive"
+        assert f"MAINPID={d.proc.pid}" in ready.split("\n")
+        assert any(line.startswith("STATUS=") for line in ready.split("\n"))
+        for _ in range(2):
+            notify.wait_for("WATCHDOG=1", timeout=5)
+        d.proc.send_signal(signal.SIGTERM)
+        notify.wait_for("STOPPING=1", timeout=10)
+        assert d.proc.wait(timeout=10) == 0
+        d.stop()
+        assert "Traceback" not in d.text()
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        notify.close()
+        shutil.rmtree(directory, True)
+
+
+#: What systemd does for a socket unit: the socket becomes fd 3
+#: (SD_LISTEN_FDS_START), and LISTEN_PID names the process that execs.
+SOCKET_ACTIVATION_WRAPPER = """\
+import os, sys
+fd = int(sys.argv[1])
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS="1", LISTEN_FDNAMES="pistatsd.socket")
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def test_socket_activation(tmp_path):
+    """systemd's way: the socket arrives as fd 3, with LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    argv = [
+        sys.executable,
+        "-c",
+        SOCKET_ACTIVATION_WRAPPER,
+        str(listener.fileno()),
+        TWISTD,
+        "-n",
+        "--pidfile=",
+        "pistatsd",
+        "--port",
+        "systemd:domain=INET:index=0",
+        "--heartbeat",
+        "0",
+        "--state-dir",
+        str(tmp_path),
+    ]
+    d = Daemon(port=port)
+    d.argv = argv
+    env = {k: v for k, v in d.env.items() if not k.startswith("LISTEN_")}
+    try:
+        d.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            bufsize=0,
+            env=env,
+            pass_fds=(listener.fileno(),),
+        )
+        listener.close()  # only the daemon holds it now
+        d.wait_for("ready: listening on systemd:domain=INET:index=0")
+        assert d.get("/sum?a=1&b=2")[2] == b"Sum: 3"
+        assert d.get("/alive")[2] == b"Alive"
+        assert d.stop() == 0
+    finally:
+        listener.close()
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+#: Turns on the kernel's "memory deny write-execute" (Linux >= 6.3), what
+#: systemd's MemoryDenyWriteExecute=yes does, checks it bites, then execs.
+MDWE_WRAPPER = """\
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    print("MDWE unsupported", flush=True)
+    sys.exit(3)
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+except PermissionError:
+    print("MDWE on: write+execute memory refused", flush=True)
+else:
+    print("MDWE off", flush=True)
+    sys.exit(4)
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+def test_survives_memory_deny_write_execute(tmp_path):
+    probe = subprocess.run(
+        [sys.executable, "-c", MDWE_WRAPPER, "/bin/true"], capture_output=True, text=True
+    )
+    if probe.returncode == 3:
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+    assert probe.returncode == 0, probe.stdout + probe.stderr
+    tls_port = free_port()
+    d = Daemon(["--tls", f"ssl:{tls_port}:interface=127.0.0.1", "--state-dir", str(tmp_path)])
+    d.argv = [sys.executable, "-c", MDWE_WRAPPER, *d.argv]
+    d.start()
+    try:
+        assert "MDWE on" in d.text()
+        context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "cert.pem"))
+        for _ in range(3):
+            conn = http.client.HTTPSConnection("localhost", tls_port, timeout=10, context=context)
+            conn.request("GET", "/sum?a=1&b=2")
+            assert conn.getresponse().read() == b"Sum: 3"
+            conn.close()
+        assert d.get("/stats")[0] == 200
+        assert re.search(r"MemoryError|Traceback", d.text()) is None
+    finally:
+        assert d.stop() == 0
