@@ -36,6 +36,13 @@ def _check_tls(config: Config) -> None:
         check_tls(config)
 
 
+def _check_sensors(config: Config) -> None:
+    """Command sensors from the TOML file are checked before anything starts."""
+    from pistatsd.sensors.wiring import check_sensors
+
+    check_sensors(config)
+
+
 def _check_paths(config: Config) -> None:
     if not os.path.isdir(config.www):
         raise ConfigError(f"--www {config.www}: not a directory")

@@ -270,3 +270,19 @@ def test_pip_install_into_fresh_venv_finds_plugin(tmp_path):
     ).stdout.strip()
     assert where.startswith(str(venv))
     assert os.path.isfile(os.path.join(where, "index.html"))
+    # Every module of the package made it into the wheel and imports.
+    imported = subprocess.run(
+        [
+            py,
+            "-c",
+            "import pkgutil, importlib, pistatsd\n"
+            "for m in pkgutil.walk_packages(pistatsd.__path__, 'pistatsd.'):\n"
+            "    importlib.import_module(m.name)\n"
+            "print('ok')",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(tmp_path),
+    )
+    assert imported.stdout.strip() == "ok", imported.stderr

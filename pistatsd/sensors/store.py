@@ -1,0 +1,199 @@
+"""C{<state-dir>/sensors.json}: sensor definitions that survive restarts and power cuts.
+
+A Raspberry Pi loses power without warning, so a save is atomic: a temporary
+file in the same directory is written, flushed and fsynced, renamed over the
+old one, and the directory is fsynced so the rename itself is durable.  A
+reader sees the old file or the new one, never half of either.
+
+A file that cannot be understood at start-up is never overwritten: it is
+moved aside (C{sensors.json.corrupt-<UTC time>}) for a person to look at,
+and the daemon starts with no sensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from pistatsd.sensors.model import FileSensor, InvalidSensor, parse_file_sensor
+
+_log = Logger()
+
+FILENAME = "sensors.json"
+FORMAT_VERSION = 1
+#: 256 sensors with 4 KiB paths fit comfortably; anything bigger is not ours.
+MAX_FILE_SIZE = 4 * 1024 * 1024
+_TEMP_PREFIX = "." + FILENAME + "."
+_TEMP_SUFFIX = ".tmp"
+
+
+class CorruptFile(ValueError):
+    """The sensors file exists but does not hold a valid list of definitions."""
+
+
+class SaveRefused(OSError):
+    """Saving would overwrite a file that could not be read at start-up."""
+
+
+def encode(sensors: Sequence[FileSensor]) -> bytes:
+    """The file's contents: versioned, indented for people, sorted for stable diffs."""
+    document = {
+        "version": FORMAT_VERSION,
+        "sensors": [s.definition() for s in sorted(sensors, key=lambda s: s.name)],
+    }
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
+
+
+def decode(data: bytes) -> list[FileSensor]:
+    """Definitions from the file's contents; L{CorruptFile} saying what is wrong.
+
+    Only the structure is checked here, not confinement: if the allowed roots
+    were narrowed since, the sensor is kept and its reads report the problem,
+    rather than the definition being lost.
+    """
+    try:
+        document: Any = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise CorruptFile(f"not valid JSON ({e})") from None
+    if not isinstance(document, dict) or document.get("version") != FORMAT_VERSION:
+        raise CorruptFile(f"not a version {FORMAT_VERSION} sensors document")
+    entries = document.get("sensors")
+    if not isinstance(entries, list):
+        raise CorruptFile('no "sensors" list')
+    sensors: list[FileSensor] = []
+    names: set[str] = set()
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise CorruptFile(f"sensor #{index} is not an object")
+        try:
+            sensor = parse_file_sensor(entry)
+        except InvalidSensor as e:
+            raise CorruptFile(f"sensor #{index}: {e}") from None
+        if sensor.name in names:
+            raise CorruptFile(f"sensor {sensor.name!r} is defined twice")
+        names.add(sensor.name)
+        sensors.append(sensor)
+    return sensors
+
+
+class SensorStore:
+    """Loads and atomically saves the definitions of HTTP-defined sensors.
+
+    L{save} blocks (it fsyncs): the service runs it in a worker thread.
+    """
+
+    def __init__(self, directory: str, clock: IReactorTime) -> None:
+        self.directory = directory
+        self.path = os.path.join(directory, FILENAME)
+        self._clock = clock
+        self._refuse_saves: str | None = None
+
+    def load(self) -> list[FileSensor]:
+        """The saved definitions; none when there is no file, or it is corrupt.
+
+        Blocking, but run once at start-up, before any client is served.
+        """
+        self._remove_leftovers()
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read(MAX_FILE_SIZE + 1)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as e:
+            # Unreadable (permissions?): starting empty is fine, overwriting is not.
+            self._refuse_saves = f"{self.path} could not be read at start-up ({e.strerror})"
+            _log.error(
+                "Cannot read sensors file {path}: {error}; starting with no sensors, "
+                "and changes will not be saved until it is fixed",
+                path=self.path,
+                error=e.strerror,
+            )
+            return []
+        try:
+            if len(data) > MAX_FILE_SIZE:
+                raise CorruptFile(f"larger than {MAX_FILE_SIZE} bytes")
+            sensors = decode(data)
+        except CorruptFile as e:
+            self._move_aside(str(e))
+            return []
+        _log.info("Loaded {count} sensor(s) from {path}", count=len(sensors), path=self.path)
+        return sensors
+
+    def _move_aside(self, problem: str) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock.seconds()))
+        aside = f"{self.path}.corrupt-{stamp}"
+        n = 0
+        while os.path.lexists(aside):
+            n += 1
+            aside = f"{self.path}.corrupt-{stamp}-{n}"
+        try:
+            os.rename(self.path, aside)
+        except OSError as e:
+            self._refuse_saves = f"{self.path} is corrupt and could not be moved aside"
+            _log.error(
+                "Sensors file {path} is corrupt ({problem}) and could not be moved aside "
+                "({error}); starting with no sensors, and changes will not be saved",
+                path=self.path,
+                problem=problem,
+                error=e.strerror,
+            )
+            return
+        _log.error(
+            "Sensors file {path} is corrupt ({problem}); moved it to {aside} "
+            "and starting with no sensors",
+            path=self.path,
+            problem=problem,
+            aside=aside,
+        )
+
+    def _remove_leftovers(self) -> None:
+        """Temporary files of a save interrupted by a crash or power cut."""
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        for name in names:
+            if name.startswith(_TEMP_PREFIX) and name.endswith(_TEMP_SUFFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(self.directory, name))
+
+    def save(self, sensors: Sequence[FileSensor]) -> None:
+        """Replace the file atomically and durably; C{OSError} on failure, file unchanged."""
+        if self._refuse_saves is not None:
+            raise SaveRefused(errno.EPERM, "not overwriting: " + self._refuse_saves)
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(encode(sensors))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        _fsync_directory(self.directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename durable; some filesystems cannot fsync directories, which is fine."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
