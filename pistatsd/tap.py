@@ -46,6 +46,8 @@ def _check_sensors(config: Config) -> None:
 def _check_paths(config: Config) -> None:
     if not os.path.isdir(config.www):
         raise ConfigError(f"--www {config.www}: not a directory")
+    if config.influx_cafile is not None and not os.path.isfile(config.influx_cafile):
+        raise ConfigError(f"--influx-cafile {config.influx_cafile}: no such file")
     if config.access_log is not None:
         parent = os.path.dirname(os.path.abspath(config.access_log))
         if not os.path.isdir(parent):

@@ -1,12 +1,82 @@
-"""Builds the InfluxDB reporter from the configuration (to be implemented)."""
+"""Builds the InfluxDB reporter from the configuration: the one place that reads L{Config}."""
 
 from __future__ import annotations
 
+import os
+import random as _random
+import socket
+from collections.abc import Callable
 from typing import Any
 
 from pistatsd.config import Config
+from pistatsd.influx.points import DaemonPoints, Sensors, Tally
+from pistatsd.influx.reporter import InfluxReporter
+from pistatsd.influx.spool import SPOOL_NAME, Spool
+from pistatsd.influx.writer import HTTPClient, InfluxTarget, tls_policy_for_cafile
 
 
-def influx_service(config: Config, reactor: Any, *, tally: Any, sampler: Any, sensors: Any) -> Any:
-    """The reporter service for C{--influx}."""
-    raise NotImplementedError("--influx is not available yet")
+class InfluxStartupError(SystemExit, Exception):
+    """An unusable C{--influx-cafile}: stop start-up with one clear line, no traceback.
+
+    Like L{pistatsd.listening.StartupFailed}: a C{SystemExit} so C{twistd -n}
+    prints the message and exits non-zero.
+    """
+
+
+def target_from_config(config: Config) -> InfluxTarget:
+    """Where and how to write, from the options (v2 when a token is set)."""
+    assert config.influx is not None
+    return InfluxTarget.build(
+        config.influx,
+        database=config.influx_db,
+        user=config.influx_user,
+        password=config.influx_password,
+        token=config.influx_token,
+        org=config.influx_org,
+        bucket=config.influx_bucket,
+    )
+
+
+def influx_service(
+    config: Config,
+    reactor: Any,
+    *,
+    tally: Tally,
+    sampler: Any,
+    sensors: Sensors | None,
+    http: HTTPClient | None = None,
+    random: Callable[[], float] = _random.random,
+    state_dir: str | None = None,
+) -> InfluxReporter:
+    """The reporter service for C{--influx}; it has C{.state()} for C{/health}.
+
+    @param http: an injected treq client (tests); by default the service owns
+        an C{HTTPConnectionPool}.
+    @param random: jitter source, injected for exact tests.
+    @param state_dir: where the spool lives (default: C{config.state_dir}).
+    """
+    policy = None
+    if config.influx_cafile is not None:
+        try:
+            policy = tls_policy_for_cafile(config.influx_cafile)
+        except OSError as e:
+            raise InfluxStartupError(
+                f"--influx-cafile {config.influx_cafile}: cannot read it: {e.strerror}"
+            ) from None
+        except ValueError as e:
+            raise InfluxStartupError(f"--influx-cafile {config.influx_cafile}: {e}") from None
+    spool = Spool(os.path.join(state_dir or config.state_dir, SPOOL_NAME))
+    return InfluxReporter(
+        target=target_from_config(config),
+        clock=reactor,
+        points=DaemonPoints(
+            tally=tally, sampler=sampler, sensors=sensors, host=socket.gethostname()
+        ),
+        interval=config.report_interval,
+        queue_size=config.influx_queue,
+        spool=spool,
+        http=http,
+        tls_policy=policy,
+        random=random,
+        create_database=config.influx_create_db,
+    )

@@ -1,0 +1,135 @@
+"""C{influx_service} from a L{Config}: what it builds, and the pool it owns (no sockets)."""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.client import HTTPConnectionPool
+
+from pistatsd.config import Config
+from pistatsd.influx.reporter import InfluxReporter
+from pistatsd.influx.wiring import InfluxStartupError, influx_service
+from pistatsd.influx.writer import PrivateCAPolicy
+from pistatsd.web.traffic import RequestTally
+from tests.influxd import FakeInflux, FakeNetwork, make_pki
+from tests.test_influx_points import SNAPSHOT, FakeSampler, FakeSensors
+
+
+class WiringTests(SynchronousTestCase):
+    def config(self, **kw: object) -> Config:
+        state = self.mktemp()
+        defaults: dict[str, object] = {
+            "influx": "http://127.0.0.1:8086",
+            "state_dir": state,
+            "report_interval": 10.0,
+        }
+        defaults.update(kw)
+        return Config(**defaults)  # type: ignore[arg-type]
+
+    def test_reports_the_daemon_points(self) -> None:
+        reactor = MemoryReactorClock()
+        reactor.advance(1_700_000_000)
+        fake = FakeInflux()
+        tally = RequestTally()
+        reporter = influx_service(
+            self.config(influx_user="u", influx_password="pw"),
+            reactor,
+            tally=tally,
+            sampler=FakeSampler(SNAPSHOT),
+            sensors=FakeSensors({"room": 20.5, "gone": None}),
+            http=FakeNetwork(fake),
+        )
+        self.assertIsInstance(reporter, InfluxReporter)
+        reporter.startService()
+        tally.observe("GET", "/alive", "2xx")
+        tally.observe("GET", "/alive", "2xx")
+        reactor.advance(10)
+        self.assertEqual(
+            fake.written,
+            [
+                "requests,request=GETs_per_minute,host=pi requests_number=2i 1700000010000",
+                "http_requests,host=pi,method=GET,path=/alive,status=2xx count=2i 1700000010000",
+                "system,host=pi cpu=12.5,memory_percent=37.0,temperature=48.3,load1=0.25,"
+                "uptime=12345.6 1700000010000",
+                "sensors,host=pi,sensor=room value=20.5 1700000010000",
+            ],
+        )
+        self.assertEqual(reporter.state()["url"], "http://127.0.0.1:8086")
+        self.successResultOf(reporter.stopService())
+
+    def test_v2_and_create_db(self) -> None:
+        reactor = MemoryReactorClock()
+        fake = FakeInflux()
+        reporter = influx_service(
+            self.config(influx_create_db=True),
+            reactor,
+            tally=RequestTally(),
+            sampler=FakeSampler(SNAPSHOT),
+            sensors=None,
+            http=FakeNetwork(fake),
+        )
+        reporter.startService()
+        [create] = fake.seen
+        self.assertEqual(
+            (create.path, create.body), ("/query", b"q=CREATE+DATABASE+%22math_server%22")
+        )
+        self.successResultOf(reporter.stopService())
+        v2 = influx_service(
+            self.config(influx_token="tok", influx_org="o", influx_create_db=True),
+            reactor,
+            tally=RequestTally(),
+            sampler=FakeSampler(SNAPSHOT),
+            sensors=None,
+        )
+        self.assertEqual(v2.state()["api"], "v2")
+
+    def test_owns_one_pool_with_timeouts(self) -> None:
+        reactor = MemoryReactorClock()
+        config = self.config()
+        reporter = influx_service(
+            config, reactor, tally=RequestTally(), sampler=FakeSampler(SNAPSHOT), sensors=None
+        )
+        reporter.startService()
+        pool = reporter._pool
+        self.assertIsInstance(pool, HTTPConnectionPool)
+        reactor.advance(10)
+        [(host, port, _factory, timeout, _bind)] = reactor.tcpClients
+        self.assertEqual((host, port, timeout), ("127.0.0.1", 8086, 10.0))
+        # Never connected: the shutdown flush gives up after 5 s and spools.
+        d = reporter.stopService()
+        reactor.advance(4.9)
+        self.assertNoResult(d)
+        reactor.advance(0.1)
+        self.successResultOf(d)
+        self.assertIsNone(reporter._pool)
+        spool = os.path.join(config.state_dir, "influx-spool.lp")
+        with open(spool) as f:
+            self.assertEqual(len(f.read().splitlines()), 4)  # two intervals: requests + system
+
+    def test_cafile(self) -> None:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        pki = make_pki(directory)
+        reporter = influx_service(
+            self.config(influx="https://influx.example:8086", influx_cafile=pki.ca),
+            MemoryReactorClock(),
+            tally=RequestTally(),
+            sampler=FakeSampler(SNAPSHOT),
+            sensors=None,
+        )
+        self.assertIsInstance(reporter._tls_policy, PrivateCAPolicy)
+
+    def test_unusable_cafile_stops_startup_naming_the_option(self) -> None:
+        missing = os.path.join(self.mktemp(), "ca.pem")
+        with self.assertRaises(InfluxStartupError) as caught:
+            influx_service(
+                self.config(influx="https://h", influx_cafile=missing),
+                MemoryReactorClock(),
+                tally=RequestTally(),
+                sampler=FakeSampler(SNAPSHOT),
+                sensors=None,
+            )
+        self.assertIn("--influx-cafile", str(caught.exception))
+        self.assertIsInstance(caught.exception, SystemExit)
