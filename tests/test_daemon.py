@@ -17,21 +17,6 @@ import pytest
 from tests.daemon import PROJECT, Daemon, free_port, run_twistd
 
 
-@pytest.fixture
-def daemon():
-    started: list[Daemon] = []
-
-    def start(*args: str, **kw) -> Daemon:
-        d = Daemon(args, **kw).start()
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc is not None and d.proc.poll() is None:
-            d.stop()
-
-
 def test_plugin_is_listed():
     result = run_twistd(["--help"])
     assert result.returncode == 0

@@ -42,22 +42,6 @@ def influxd(tmp_path: Path) -> Iterator[Callable[..., Influxd]]:
         server.stop()
 
 
-@pytest.fixture
-def daemon() -> Iterator[Callable[..., Daemon]]:
-    """Start pistatsd daemons; any still running are stopped at teardown."""
-    started: list[Daemon] = []
-
-    def start(*args: str, **kw: Any) -> Daemon:
-        d = Daemon(args, **kw).start()
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc is not None and d.proc.poll() is None:
-            d.stop()
-
-
 class Client:
     """Requests to one daemon, counted: every one of them is in the report."""
 

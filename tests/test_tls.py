@@ -387,21 +387,6 @@ class EndpointTests(SynchronousTestCase):
 FINGERPRINT = re.compile(r"SHA-256 fingerprint ([0-9A-F:]{95})")
 
 
-@pytest.fixture
-def daemon():
-    started: list[Daemon] = []
-
-    def start(*args: str, **kw) -> Daemon:
-        d = Daemon(args, **kw).start()
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc is not None and d.proc.poll() is None:
-            d.stop()
-
-
 def tls_daemon(start, state_dir: str, *extra: str, **kw) -> tuple[Daemon, int]:
     tls_port = free_port()
     d = start(
