@@ -1,0 +1,961 @@
+#!/usr/bin/env python3
+"""pistatsd vs its peers, in one run, as ratios against the issue's targets.
+
+    python3 bench/run.py [--quick] [--groups http,burst] [--results DIR]
+                         [--memory [--soak-seconds 600]] [--python VENV/bin/python]
+
+Run from the project root.  Steps (every subprocess has a timeout, every
+server listens on 127.0.0.1 only and is stopped by its PID):
+
+ 1. ``sh ../shared/bench/setup.sh`` (benchmark venv /tmp/benchvenv + www files),
+    then re-executes this script under that venv's python (for psutil).
+    The daemon comes from a project venv: /tmp/pistatsd-bench-venv, created
+    (``pip install -e . --config-settings editable_mode=compat``) if needed,
+    or ``--python PATH`` of an existing venv that already has pistatsd.
+ 2. Starts pistatsd (``taskset -c 0``, ``--www ../shared/bench/www``,
+    heartbeat off, no access log) on a free loopback port, runs the shared
+    ``run.py`` against it, then (group ``burst``) ``loadclient.py burst`` with
+    ``--burst-clients`` (1000) clients directly; stops it (SIGTERM, expects
+    exit status 0).  Then ``run_all.py`` for the peers the targets need
+    (tornado, twisted-raw, http.server) with the same ``--groups`` etc.
+ 3. Prints and writes DIR/ratios.md (+ ratios.json): one row per target.
+ 4. ``--memory``: a fresh pistatsd; RSS after 5 s idle, then RSS every 10 s
+    during a soak (wrk loads /stats, /sum, /small.html in turn), then idle
+    again.  ``--groups none --memory`` runs only this.
+
+The shared scripts are called, never copied.  Raw per-server outputs land in
+DIR (pistatsd.json/.txt, <peer>.json/.txt, summary.md, logs/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import re
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROJECT = os.path.dirname(HERE)
+REEXEC_ENV = "PISTATSD_BENCH_REEXEC"
+DEFAULT_VENV = "/tmp/pistatsd-bench-venv"
+PEERS = ["tornado", "twisted-raw", "http.server"]  # what the targets compare against
+KNOWN_GROUPS = ("http", "ws", "bcast", "burst")
+SOAK_PATHS = ["/stats", "/sum?a=3&b=3", "/small.html"]
+SOAK_SEGMENT = 10  # seconds of wrk per path, in turn
+RSS_EVERY = 10.0  # seconds between RSS samples
+
+
+def log(*a):
+    print("[bench]", *a, file=sys.stderr, flush=True)
+
+
+def run(cmd, timeout, **kw):
+    """subprocess.run with a timeout, text output captured unless told otherwise."""
+    kw.setdefault("capture_output", True)
+    kw.setdefault("text", True)
+    return subprocess.run(cmd, timeout=timeout, **kw)
+
+
+# ---------------------------------------------------------------- targets
+# A target turns the pistatsd summary and the peers' summaries (label ->
+# run.py "summary" dict) into one table row.  WebSocket / broadcast targets go
+# in TARGETS the same way once /ws/* exist (e.g. Ratio("WS echo c=50", ...,
+# "twisted-raw", "WS echo c=50", 1.0, group="ws")).
+
+
+@dataclass
+class Row:
+    target: str
+    figure: str  # pistatsd's figure
+    reference: str  # what it is compared with
+    ratio: str
+    needed: str
+    result: str  # pass / MISS / n/a
+    note: str = ""
+    per_cpu: str = "-"  # the same ratio per server CPU-second (a contention check)
+
+
+@dataclass
+class Ratio:
+    """pistatsd's rate in `scenario` >= `factor` x `peer`'s rate in `peer_scenario`."""
+
+    scenario: str
+    peer: str
+    peer_scenario: str
+    factor: float
+    group: str = "http"
+
+    def label(self):
+        return f"{self.scenario} vs {self.peer} {self.peer_scenario}"
+
+    def evaluate(self, mine: dict, peers: dict, extra: dict) -> Row:
+        need = f">= {self.factor:.2f}x"
+        s = mine.get(self.scenario)
+        p = peers.get(self.peer, {}).get(self.peer_scenario)
+        if not usable(s) or not usable(p):
+            why = f"pistatsd: {problem(s)}" if not usable(s) else f"{self.peer}: {problem(p)}"
+            return Row(self.label(), cell(s), cell(p), "-", need, "n/a", why)
+        r = s["rate"] / p["rate"]
+        notes = [n for n in (err_note("pistatsd", s), err_note(self.peer, p)) if n]
+        ok = r >= self.factor and not notes
+        notes += [n for n in (cpu_note("pistatsd", s), cpu_note(self.peer, p)) if n]
+        per_cpu = "-"
+        if (s.get("server_cpu") or 0) > 0 and (p.get("server_cpu") or 0) > 0:
+            per_cpu = "%.2fx" % (r * p["server_cpu"] / s["server_cpu"])
+        return Row(
+            self.label(),
+            cell(s),
+            cell(p),
+            f"{r:.2f}x",
+            need,
+            "pass" if ok else "MISS",
+            "; ".join(notes),
+            per_cpu,
+        )
+
+
+@dataclass
+class Absolute:
+    """A target judged on pistatsd's own figure (burst wall time, ...)."""
+
+    name: str
+    group: str
+    check: Callable[[dict, dict, dict], Row] = field(repr=False)
+
+    def label(self):
+        return self.name
+
+    def evaluate(self, mine, peers, extra):
+        return self.check(mine, peers, extra)
+
+
+def burst_check(limit_s):
+    def check(mine, peers, extra):
+        b = extra.get("burst_direct")
+        name = "burst %s x GET /stats?interval=0.5" % (b["clients"] if b else "?")
+        need = f"all ok, <= {limit_s:.1f} s"
+        if not b or not b.get("runs"):
+            return Row(name, "-", "-", "-", need, "n/a", (b or {}).get("error", "not run"))
+        walls = [r.get("wall_s") for r in b["runs"] if "wall_s" in r]
+        oks = [r.get("ok", 0) for r in b["runs"]]
+        if not walls:
+            return Row(name, "FAIL", "-", "-", need, "MISS", str(b["runs"][-1])[:80])
+        worst = max(walls)
+        ok = all(o == b["clients"] for o in oks) and worst <= limit_s
+        fig = f"worst {worst:.2f} s (median {statistics.median(walls):.2f} s, {len(walls)} rep)"
+        ref = "tornado 200 clients: {}".format(
+            cell(peers.get("tornado", {}).get("burst 200 x /stats?interval=0.5"))
+        )
+        oks_s = "/".join(f"{o:.0f}" for o in oks)
+        p50s = "/".join(fmt0(r.get("p50_ms")) for r in b["runs"])
+        maxs = "/".join(fmt0(r.get("max_ms")) for r in b["runs"])
+        note = f"ok of {b['clients']} per rep: {oks_s}; p50 {p50s} ms, slowest {maxs} ms"
+        errs = [e for r in b["runs"] for e in r.get("errors", [])]
+        if errs:
+            note += f"; errors e.g. {errs[0]}"
+        return Row(name, fig, ref, "-", need, "pass" if ok else "MISS", note)
+
+    return check
+
+
+TARGETS = [
+    Ratio("GET /sum", "twisted-raw", "GET /sum", 0.85),
+    Ratio("GET /sum", "tornado", "GET /sum", 2.4),
+    Ratio("GET /sum", "http.server", "GET /sum", 1.0),
+    Ratio("GET /stats", "twisted-raw", "GET /sum", 0.85),
+    Ratio("GET /stats", "tornado", "GET /stats", 2.4),
+    Ratio("GET /stats", "http.server", "GET /stats", 1.0),
+    Ratio("POST /sum", "http.server", "POST /sum", 1.0),
+    Ratio("GET /small.html", "twisted-raw", "GET /small.html", 1.5),
+    Ratio("GET /big.bin", "twisted-raw", "GET /big.bin", 1.3),
+    Absolute("burst x /stats?interval=0.5", "burst", burst_check(1.0)),
+    # WS targets (echo c=1/c=50, bcast N=100/1000) go here once /ws/* exist.
+]
+
+
+def usable(s):
+    return (
+        bool(s)
+        and "skipped" not in s
+        and "error" not in s
+        and isinstance(s.get("rate"), (int, float))
+        and s["rate"] > 0
+    )
+
+
+def problem(s):
+    if not s:
+        return "not run"
+    if "skipped" in s:
+        return "check {} failed".format(s["skipped"])
+    return str(s.get("error", "no rate"))[:60]
+
+
+def err_note(who, s):
+    return f"{who} had {s['errors']} wrk errors" if s.get("errors") else ""
+
+
+def cpu_note(who, s):
+    """A single-threaded server under wrk -c50 should use ~100% of its core."""
+    cpu = s.get("server_cpu")
+    return f"{who} srv CPU {cpu:.0f}%" if isinstance(cpu, (int, float)) and cpu < 80 else ""
+
+
+def fmt0(v):
+    return "-" if v is None else f"{v:.0f}"
+
+
+def cell(s):
+    if not usable(s):
+        return "n/a" if not s or "skipped" in s else "FAIL"
+    if s.get("unit") == "wall s":
+        return f"{s['rate']:.2f} s ({s.get('ok', 0):.0f}/{s.get('clients', 0):.0f} ok)"
+    return "{:.0f} {} (p99 {:.1f} ms)".format(s["rate"], s.get("unit", ""), s.get("p99_ms") or 0)
+
+
+def md_table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- helpers
+def git_commit():
+    try:
+        sha = run(["git", "-C", PROJECT, "rev-parse", "--short", "HEAD"], 10).stdout.strip()
+        st = run(
+            [
+                "git",
+                "--no-optional-locks",
+                "-C",
+                PROJECT,
+                "status",
+                "--porcelain",
+                "--",
+                ".",
+                ":(exclude)bench",
+            ],
+            20,
+        ).stdout
+        return sha + ("-dirty" if st.strip() else "") if sha else "unknown"
+    except Exception as e:
+        return f"unknown ({e})"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.2)
+    return False
+
+
+def raise_nofile(want=16384):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft < new:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def ensure_project_python(a):
+    """The python of a venv with pistatsd (editable) installed; create one if needed."""
+    if a.python:
+        py = a.python
+        r = run([py, "-c", "import pistatsd, twisted; print(pistatsd.__file__)"], 60)
+        if r.returncode != 0:
+            sys.exit(f"--python {py} cannot import pistatsd: {r.stderr.strip()[-200:]}")
+        log(f"daemon from {py} (pistatsd at {r.stdout.strip()})")
+        return py
+    py = os.path.join(a.venv, "bin", "python")
+    if not os.path.exists(py):
+        log(f"creating {a.venv}")
+        run([sys.executable, "-m", "venv", a.venv], 300, check=True)
+    r = run(
+        [py, "-c", "import pistatsd, twisted.plugins.pistatsd_plugin; print(pistatsd.__file__)"], 60
+    )
+    installed_here = r.returncode == 0 and r.stdout.strip().startswith(PROJECT + os.sep)
+    if a.reinstall or not installed_here:
+        log(f"pip install -e {PROJECT} into {a.venv}")
+        r = run(
+            [
+                py,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "-e",
+                PROJECT,
+                "--config-settings",
+                "editable_mode=compat",
+            ],
+            900,
+        )
+        if r.returncode != 0:
+            sys.exit("pip install failed:\n" + r.stderr[-2000:])
+    return py
+
+
+def twistd_cmd(py):
+    twistd = os.path.join(os.path.dirname(py), "twistd")
+    if os.path.exists(twistd):
+        return [twistd]
+    return [py, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+class Daemon:
+    """One pistatsd process, pinned to core 0, on a free loopback port."""
+
+    def __init__(self, py, www, logdir, name, core=0):
+        self.py, self.www, self.name, self.core = py, www, name, core
+        self.logpath = os.path.join(logdir, name + ".log")
+        self.port = None
+        self.proc = None
+        self.exit = None
+
+    def help_text(self):
+        r = run([*twistd_cmd(self.py), "pistatsd", "--help"], 60)
+        return r.stdout + r.stderr
+
+    def start(self):
+        self.port = free_port()
+        cmd = [
+            "taskset",
+            "-c",
+            str(self.core),
+            *twistd_cmd(self.py),
+            "-n",
+            "--pidfile=",
+            "pistatsd",
+            "--port",
+            f"tcp:{self.port}:interface=127.0.0.1",
+            "--www",
+            self.www,
+            "--heartbeat",
+            "0",
+        ]
+        if "--broadcast-interval" in self.help_text():
+            cmd += ["--broadcast-interval", "0.1"]
+        # no --access-log: pistatsd writes none unless given one
+        self.cmd = cmd
+        self.logf = open(self.logpath, "w")  # noqa: SIM115 (closed in stop())
+        self.logf.write("$ {}\n".format(" ".join(cmd)))
+        self.logf.flush()
+        self.proc = subprocess.Popen(
+            cmd, cwd=os.path.dirname(self.logpath), stdout=self.logf, stderr=subprocess.STDOUT
+        )
+        if not wait_port(self.port, 30):
+            self.stop()
+            sys.exit(f"pistatsd did not start; see {self.logpath}")
+        log(f"{self.name}: pid {self.proc.pid} on 127.0.0.1:{self.port}")
+        return self
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        """SIGTERM by PID; returns 'exit 0' or what went wrong."""
+        if self.proc is None or self.exit is not None:
+            return self.exit
+        if self.proc.poll() is not None:
+            self.exit = f"had already exited with {self.proc.returncode}"
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(20)
+                self.exit = f"exit {rc}"
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+                self.exit = "did not exit within 20 s of SIGTERM; killed"
+        self.logf.close()
+        log(f"{self.name} stopped: {self.exit}")
+        return self.exit
+
+
+class ForeignCpu:
+    """CPU used by processes outside this benchmark's own process tree.
+
+    Other people's builds, tests or benchmarks on this 2-core machine take
+    cores from the server (core 0) or the load generator (core 1) and make
+    ratios meaningless; this samples every process once a second and sums
+    the CPU of those that are not us or our descendants (100 = one core)."""
+
+    def __init__(self, every=1.0):
+        self.every = every
+        self.samples = []  # foreign CPU % per interval
+        self.top = {}  # name -> CPU seconds
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _snapshot(self):
+        import psutil
+
+        me = psutil.Process()
+        ours = {me.pid} | {c.pid for c in me.children(recursive=True)}
+        snap = {}
+        for p in psutil.process_iter(["name", "cpu_times", "create_time"]):
+            if p.pid in ours or p.info["cpu_times"] is None:
+                continue
+            t = p.info["cpu_times"]
+            snap[(p.pid, p.info["create_time"])] = (t.user + t.system, p.info["name"])
+        return snap
+
+    def _run(self):
+        prev, t_prev = self._snapshot(), time.monotonic()
+        while not self._stop.wait(self.every):
+            cur, now = self._snapshot(), time.monotonic()
+            used = 0.0
+            for key, (cpu, name) in cur.items():
+                base = prev.get(key, (0.0, name))[0] if key in prev else 0.0
+                d = max(0.0, cpu - base)
+                used += d
+                if d > 0.0:
+                    self.top[name] = self.top.get(name, 0.0) + d
+            self.samples.append(100.0 * used / max(1e-6, now - t_prev))
+            prev, t_prev = cur, now
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+    def summary(self):
+        if not self.samples:
+            return {"avg": 0.0, "max": 0.0, "n": 0, "top": []}
+        top = sorted(self.top.items(), key=lambda kv: -kv[1])[:3]
+        return {
+            "avg": round(statistics.mean(self.samples), 1),
+            "max": round(max(self.samples), 1),
+            "n": len(self.samples),
+            "top": ["{} {:.1f}s".format(*kv) for kv in top],
+        }
+
+
+def wait_quiet(limit_s, threshold, need=5):
+    """Wait (at most limit_s) until foreign CPU stays under threshold for `need` s."""
+    if limit_s <= 0:
+        return True
+    t0 = time.monotonic()
+    with ForeignCpu() as mon:
+        while time.monotonic() - t0 < limit_s:
+            time.sleep(1.0)
+            recent = mon.samples[-need:]
+            if len(recent) == need and max(recent) < threshold:
+                return True
+    log(f"machine not quiet after {limit_s}s (foreign CPU {mon.summary()}); going on")
+    return False
+
+
+def measured(a, name, fn):
+    """Run one phase under the foreign-CPU monitor; retry it once if it was contended."""
+    for attempt in range(a.retries + 1):
+        wait_quiet(a.wait_quiet, a.quiet_threshold)
+        with ForeignCpu() as mon:
+            out = fn()
+        s = mon.summary()
+        s["attempt"] = attempt + 1
+        log(
+            "{}: foreign CPU avg {:.1f}%, max {:.1f}% ({})".format(
+                name, s["avg"], s["max"], ", ".join(s["top"])
+            )
+        )
+        if s["avg"] <= a.contended or attempt == a.retries:
+            return out, s
+        log(f"{name} was contended (avg > {a.contended:g}%): running it again")
+    return out, s
+
+
+# ---------------------------------------------------------------- phases
+def shared_passthrough(a):
+    args = ["--groups", ",".join(a.groups), "--reps", str(a.reps), "--duration", str(a.duration)]
+    return args
+
+
+def bench_pistatsd(a, py, bpy):
+    d = Daemon(py, a.www, a.logdir, "pistatsd").start()
+    extra = {"port": d.port, "cmd": " ".join(d.cmd)}
+    try:
+        time.sleep(1.0)
+        cmd = [
+            bpy,
+            os.path.join(a.shared, "run.py"),
+            d.url,
+            "--label",
+            "pistatsd",
+            "--ts-key",
+            "sent",
+            "--json",
+            os.path.join(a.results, "pistatsd.json"),
+            *shared_passthrough(a),
+        ]
+        log("$ " + " ".join(cmd))
+        with open(os.path.join(a.logdir, "pistatsd-run.log"), "w") as errf:
+            r = run(cmd, 3600, stdout=subprocess.PIPE, stderr=errf, capture_output=False)
+        with open(os.path.join(a.results, "pistatsd.txt"), "w") as f:
+            f.write(r.stdout)
+        print(r.stdout, flush=True)
+        if "burst" in a.groups:
+            extra["burst_direct"] = burst_direct(a, bpy, d)
+    finally:
+        extra["stop"] = d.stop()
+    return extra
+
+
+def burst_direct(a, bpy, d):
+    """loadclient.py burst with --burst-clients clients, straight at pistatsd."""
+    url = d.url + "/stats?interval=0.5"
+    out = {"clients": a.burst_clients, "url": url, "runs": []}
+    for i in range(a.burst_reps):
+        cmd = [
+            "taskset",
+            "-c",
+            "1",
+            bpy,
+            os.path.join(a.shared, "loadclient.py"),
+            "burst",
+            url,
+            "--clients",
+            str(a.burst_clients),
+            "--timeout",
+            "60",
+            "--pids",
+            str(d.proc.pid),
+        ]
+        if i == 0:
+            log("$ " + " ".join(cmd))
+        try:
+            r = run(cmd, 120)
+            m = re.search(r"^RESULT (\{.*\})$", r.stdout, re.M)
+            res = json.loads(m.group(1)) if m else {"error": (r.stderr or r.stdout)[-300:]}
+        except subprocess.TimeoutExpired:
+            res = {"error": "loadclient timed out"}
+        out["runs"].append(res)
+        log(f"burst {a.burst_clients} rep {i + 1}: {json.dumps(res)[:200]}")
+        time.sleep(2.0)  # let the 1000 closed sockets clear TIME_WAIT churn
+    return out
+
+
+def bench_peer(a, bpy, peer):
+    cmd = [
+        bpy,
+        os.path.join(a.shared, "run_all.py"),
+        "--results",
+        a.results,
+        peer,
+        "--",
+        *shared_passthrough(a),
+    ]
+    log("$ " + " ".join(cmd))
+    r = run(cmd, 2 * 3600, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, capture_output=False)
+    with open(os.path.join(a.logdir, f"run_all-{peer}.log"), "w") as f:
+        f.write(r.stdout)
+    if r.returncode != 0:
+        log(f"run_all.py {peer} exited {r.returncode} (see logs/run_all-{peer}.log)")
+
+
+def load_summaries(a):
+    def one(label):
+        p = os.path.join(a.results, label + ".json")
+        if not os.path.exists(p):
+            return {}
+        with open(p) as f:
+            return json.load(f).get("summary", {})
+
+    return one("pistatsd"), {p: one(p) for p in PEERS}
+
+
+def wrk_rate(out):
+    m = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    return float(m.group(1)) if m else None
+
+
+def memory_phase(a, py):
+    import psutil
+
+    d = Daemon(py, a.www, a.logdir, "pistatsd-memory").start()
+    res = {"soak_seconds": a.soak_seconds, "segment_s": SOAK_SEGMENT, "paths": SOAK_PATHS}
+    mb = 1 << 20
+    try:
+        proc = psutil.Process(d.proc.pid)
+        time.sleep(5.0)
+        res["idle_rss"] = proc.memory_info().rss
+        log("idle RSS after 5 s: %.1f MiB" % (res["idle_rss"] / mb))
+        samples, stop = [], threading.Event()
+        t0 = time.monotonic()
+
+        def sampler():
+            while True:
+                try:
+                    samples.append((round(time.monotonic() - t0, 1), proc.memory_info().rss))
+                except psutil.Error:
+                    return
+                if stop.wait(RSS_EVERY):
+                    return
+
+        th = threading.Thread(target=sampler, daemon=True)
+        th.start()
+        segs, i = [], 0
+        while time.monotonic() - t0 < a.soak_seconds:
+            left = a.soak_seconds - (time.monotonic() - t0)
+            dur = max(1, min(SOAK_SEGMENT, round(left)))
+            path = SOAK_PATHS[i % len(SOAK_PATHS)]
+            i += 1
+            try:
+                r = run(
+                    [
+                        "taskset",
+                        "-c",
+                        "1",
+                        "wrk",
+                        "-t1",
+                        "-c50",
+                        f"-d{dur}s",
+                        "--timeout",
+                        "10s",
+                        d.url + path,
+                    ],
+                    dur + 30,
+                )
+                rate = wrk_rate(r.stdout)
+                errs = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors:.*", r.stdout)
+            except subprocess.TimeoutExpired:
+                rate, errs = None, None
+            segs.append(
+                {"path": path, "s": dur, "rate": rate, "errors": errs.group(0) if errs else ""}
+            )
+            if proc.status() == psutil.STATUS_ZOMBIE or not proc.is_running():
+                res["error"] = "pistatsd died during the soak"
+                break
+        stop.set()
+        th.join(RSS_EVERY + 5)
+        with contextlib.suppress(psutil.Error):
+            samples.append((round(time.monotonic() - t0, 1), proc.memory_info().rss))
+        time.sleep(5.0)
+        with contextlib.suppress(psutil.Error):
+            res["idle_rss_after"] = proc.memory_info().rss
+        rss = [s for _, s in samples]
+        res.update(
+            {
+                "samples": samples,
+                "segments": segs,
+                "requests": int(sum((s["rate"] or 0) * s["s"] for s in segs)),
+                "rss_first": rss[0],
+                "rss_last": rss[-1],
+                "rss_min": min(rss),
+                "rss_max": max(rss),
+            }
+        )
+    finally:
+        res["stop"] = d.stop()
+    with open(os.path.join(a.results, "memory.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    return res
+
+
+def memory_md(m):
+    mb = 1 << 20
+    if "rss_first" not in m:
+        return "Memory: {}".format(m.get("error", "no samples"))
+
+    def f(v):
+        return "%.1f MiB" % (v / mb) if isinstance(v, (int, float)) else "-"
+
+    rows = [
+        ["idle RSS (5 s after start)", f(m.get("idle_rss"))],
+        ["soak RSS first / last", "{} / {}".format(f(m["rss_first"]), f(m["rss_last"]))],
+        ["soak RSS min / max", "{} / {}".format(f(m["rss_min"]), f(m["rss_max"]))],
+        ["drift (last - first)", "%+.1f MiB" % ((m["rss_last"] - m["rss_first"]) / mb)],
+        ["idle RSS 5 s after the soak", f(m.get("idle_rss_after"))],
+        [
+            "soak",
+            f"{m['soak_seconds']} s, {len(m['samples'])} samples every {RSS_EVERY:g} s, "
+            f"~{m['requests']} requests (wrk -c50, {SOAK_SEGMENT} s per path: "
+            f"{', '.join(SOAK_PATHS)})",
+        ],
+    ]
+    fc = m.get("foreign_cpu")
+    if fc:
+        rows.append(
+            ["other processes' CPU", "avg {:.0f}%, max {:.0f}%".format(fc["avg"], fc["max"])]
+        )
+    if m.get("error"):
+        rows.append(["error", m["error"]])
+    if m.get("stop"):
+        rows.append(["stop", m["stop"]])
+    return md_table(["memory", "value"], rows)
+
+
+def report(a, commit, started, extra, mem):
+    mine, peers = load_summaries(a)
+    rows = [t.evaluate(mine, peers, extra) for t in TARGETS if t.group in a.groups]
+    lines = [
+        "# pistatsd vs peers: targets",
+        "",
+        "commit `{}`, {}, {}; {}".format(
+            commit,
+            started.strftime("%Y-%m-%d %H:%M %Z").strip(),
+            platform.node(),
+            f"quick run (reps {a.reps}, {a.duration} s per wrk)"
+            if a.quick
+            else f"reps {a.reps}, wrk {a.duration} s per measurement",
+        ),
+        "",
+    ]
+    if rows:
+        lines.append(
+            md_table(
+                [
+                    "target",
+                    "pistatsd",
+                    "reference",
+                    "ratio",
+                    "needed",
+                    "result",
+                    "per CPU-s",
+                    "notes",
+                ],
+                [
+                    [
+                        r.target,
+                        r.figure,
+                        r.reference,
+                        r.ratio,
+                        r.needed,
+                        r.result,
+                        r.per_cpu,
+                        r.note,
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+        n_pass = sum(r.result == "pass" for r in rows)
+        n_miss = sum(r.result == "MISS" for r in rows)
+        lines += [
+            "",
+            f"{n_pass} pass, {n_miss} miss, {len(rows) - n_pass - n_miss} n/a.  Ratios use "
+            "the medians of the reps, measured in this run (same machine, server on core 0, "
+            "load on core 1). Differences under ~10% are noise (../shared/bench/BASELINE.md). "
+            "'per CPU-s' is the same ratio of requests per CPU-second of each server (the "
+            "shared harness's srv CPU%): not the target, but much less sensitive to other "
+            "processes taking the server's core; it matches 'ratio' when both servers were "
+            "CPU-bound and undisturbed.",
+        ]
+        cont = extra.get("contention") or {}
+        if cont:
+            lines.append(
+                "Other processes' CPU while each server was measured (avg / max of "
+                "1 s samples, 100 = one core): "
+                + "; ".join(
+                    "{} {:.0f}% / {:.0f}%{}".format(
+                        k,
+                        v["avg"],
+                        v["max"],
+                        f" (attempt {v['attempt']})" if v.get("attempt", 1) > 1 else "",
+                    )
+                    for k, v in cont.items()
+                )
+                + "."
+            )
+            if any(v["avg"] > a.contended for v in cont.values()):
+                lines.append(
+                    "**Warning: the machine was busy during this run; ratios are unreliable.**"
+                )
+        if extra.get("stop"):
+            lines.append(
+                "pistatsd ({}) stopped by SIGTERM: {}.".format(extra.get("cmd", ""), extra["stop"])
+            )
+    if mem:
+        lines += ["", memory_md(mem)]
+    md = "\n".join(lines) + "\n"
+    with open(os.path.join(a.results, "ratios.md"), "w") as f:
+        f.write(md)
+    with open(os.path.join(a.results, "ratios.json"), "w") as f:
+        json.dump(
+            {
+                "commit": commit,
+                "started": started.isoformat(),
+                "rows": [r.__dict__ for r in rows],
+                "extra": extra,
+                "memory": mem,
+            },
+            f,
+            indent=1,
+            default=str,
+        )
+    print(md, flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------- main
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 rep, 2 s per wrk measurement, 1 burst rep (a smoke test)",
+    )
+    ap.add_argument(
+        "--groups",
+        default="http,burst",
+        help="comma list of http,ws,bcast,burst, or 'none' [http,burst]",
+    )
+    ap.add_argument(
+        "--results", default=os.path.join(HERE, "results"), help="output folder [bench/results]"
+    )
+    ap.add_argument(
+        "--shared",
+        default=os.path.join(PROJECT, "..", "shared", "bench"),
+        help="the shared harness [../shared/bench]",
+    )
+    ap.add_argument(
+        "--python",
+        default=None,
+        help="python of an existing venv with pistatsd installed (no installs)",
+    )
+    ap.add_argument("--venv", default=DEFAULT_VENV, help="project venv to create/reuse")
+    ap.add_argument("--reinstall", action="store_true", help="pip install -e again")
+    ap.add_argument("--bench-venv", default=os.environ.get("BENCH_VENV", "/tmp/benchvenv"))
+    ap.add_argument("--reps", type=int, default=None, help="passed to the shared run.py [2]")
+    ap.add_argument("--duration", type=int, default=None, help="wrk seconds, passed through [5]")
+    ap.add_argument("--burst-clients", type=int, default=1000)
+    ap.add_argument("--burst-reps", type=int, default=None, help="[3; 1 with --quick]")
+    ap.add_argument(
+        "--no-peers",
+        action="store_true",
+        help="reuse the peers' JSON already in --results instead of running them",
+    )
+    ap.add_argument(
+        "--wait-quiet",
+        type=int,
+        default=120,
+        help="before each server, wait up to this many s for other processes' CPU "
+        "to stay under --quiet-threshold for 5 s (0 = do not wait) [120]",
+    )
+    ap.add_argument(
+        "--quiet-threshold",
+        type=float,
+        default=10.0,
+        help="foreign CPU %% (100 = one core) that counts as quiet [10]",
+    )
+    ap.add_argument(
+        "--contended",
+        type=float,
+        default=15.0,
+        help="a server's phase is run again (--retries) when other processes "
+        "averaged more than this CPU %% during it [15]",
+    )
+    ap.add_argument("--retries", type=int, default=1)
+    ap.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite DIR/ratios.md from the JSON of an earlier run in DIR",
+    )
+    ap.add_argument("--memory", action="store_true", help="idle RSS + RSS drift under a soak")
+    ap.add_argument("--soak-seconds", type=int, default=600)
+    a = ap.parse_args(argv)
+    a.groups = [] if a.groups in ("", "none") else [g for g in a.groups.split(",") if g]
+    bad = [g for g in a.groups if g not in KNOWN_GROUPS]
+    if bad:
+        ap.error("unknown group(s) {}; known: {}".format(bad, ",".join(KNOWN_GROUPS)))
+    a.reps = a.reps or (1 if a.quick else 2)
+    a.duration = a.duration or (2 if a.quick else 5)
+    a.burst_reps = a.burst_reps or (1 if a.quick else 3)
+    a.burst_clients = max(1, min(a.burst_clients, 5000))
+    a.soak_seconds = max(10, min(a.soak_seconds, 6 * 3600))
+    a.shared = os.path.abspath(a.shared)
+    a.results = os.path.abspath(a.results)
+    a.logdir = os.path.join(a.results, "logs")
+    a.www = os.path.join(a.shared, "www")
+    if not a.groups and not a.memory and not a.report_only:
+        ap.error("nothing to do: no groups and no --memory")
+    return a
+
+
+def main():
+    argv = sys.argv[1:]
+    a = parse_args(argv)
+    bpy = os.path.join(a.bench_venv, "bin", "python")
+    if not os.environ.get(REEXEC_ENV) and not a.report_only:
+        if not os.path.exists(os.path.join(a.shared, "setup.sh")):
+            sys.exit(f"no shared harness at {a.shared} (use --shared DIR)")
+        log(f"$ sh {a.shared}/setup.sh")
+        r = run(
+            ["sh", os.path.join(a.shared, "setup.sh")],
+            1200,
+            env=dict(os.environ, BENCH_VENV=a.bench_venv),
+        )
+        if r.returncode != 0:
+            sys.exit("setup.sh failed:\n" + (r.stderr or r.stdout)[-2000:])
+        # continue under the benchmark venv (psutil), setup already done
+        os.execve(
+            bpy, [bpy, os.path.abspath(__file__), *argv], dict(os.environ, **{REEXEC_ENV: "1"})
+        )
+
+    os.makedirs(a.logdir, exist_ok=True)
+    raise_nofile()
+    os.chdir(PROJECT)
+    with contextlib.suppress(OSError):
+        os.sched_setaffinity(0, {1})  # keep the orchestrator off the server's core
+    if a.report_only:
+        with open(os.path.join(a.results, "ratios.json")) as f:
+            old = json.load(f)
+        started = datetime.datetime.fromisoformat(old["started"])
+        rows = report(a, old["commit"], started, old.get("extra") or {}, old.get("memory"))
+        return 1 if any(r.result == "MISS" for r in rows) else 0
+    started = datetime.datetime.now().astimezone()
+    commit = git_commit()
+    log(f"commit {commit}, results in {a.results}")
+    py = ensure_project_python(a)
+    extra, mem = {}, None
+    contention = {}
+    if a.groups:
+        extra, contention["pistatsd"] = measured(a, "pistatsd", lambda: bench_pistatsd(a, py, bpy))
+        if a.no_peers:
+            log(f"--no-peers: using the peer JSON already in {a.results}")
+        else:
+            for peer in PEERS:
+                _, contention[peer] = measured(a, peer, lambda p=peer: bench_peer(a, bpy, p))
+        extra["contention"] = contention
+    if a.memory:
+        wait_quiet(a.wait_quiet, a.quiet_threshold)
+        with ForeignCpu() as mon:
+            mem = memory_phase(a, py)
+        mem["foreign_cpu"] = mon.summary()
+    rows = report(a, commit, started, extra, mem)
+    log("wrote {}".format(os.path.join(a.results, "ratios.md")))
+    return 1 if any(r.result == "MISS" for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
