@@ -80,6 +80,7 @@ class Sampler(Service):
         self._pending: dict[Deferred[Snapshot], IDelayedCall] = {}
         self._refused = 0
         self._recent_reading: CpuReading | None = None
+        self._last_measured: tuple[CpuReading, CpuReading, Snapshot, Snapshot] | None = None
         #: Extra snapshot sections from other parts of the daemon (e.g. sensor
         #: readings): each returns a mapping merged into every snapshot.  They
         #: must be cheap and never block: they run on every sample.
@@ -188,13 +189,33 @@ class Sampler(Service):
             after = self._read_cpu()
             if after is before:  # a window too short to share readings across
                 after = self._read_cpu(fresh=True)
-            result = dict(self.latest)
-            result["cpu"] = cpu_section(before, after)
-            result["timestamp"] = after.when
+            result = self._measured(before, after)
         except Exception:
             measurement.errback()
             return
         measurement.callback(result)
+
+    def _measured(self, before: CpuReading, after: CpuReading) -> Snapshot:
+        """The result for a window; shared by every measurement over the same readings.
+
+        A burst of requests that arrived together finishes together on shared
+        readings: they get one result object (which the web layer also
+        encodes once), not a thousand copies.
+        """
+        latest = self.latest
+        cached = self._last_measured
+        if (
+            cached is not None
+            and cached[0] is before
+            and cached[1] is after
+            and cached[2] is latest
+        ):
+            return cached[3]
+        result = dict(latest)
+        result["cpu"] = cpu_section(before, after)
+        result["timestamp"] = after.when
+        self._last_measured = (before, after, latest, result)
+        return result
 
     def _cancel_measurement(self, measurement: Deferred[Snapshot]) -> None:
         """Canceller: drop the timer and the slot; Deferred errbacks CancelledError."""

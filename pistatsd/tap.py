@@ -28,6 +28,20 @@ def _check_endpoints(config: Config) -> None:
             raise ConfigError(f"--port {description}: {e}") from None
 
 
+#: Listen backlog for tcp:/ssl: endpoints that name none.  Twisted's default
+#: of 50 overflows when a dashboard wall or a script opens hundreds of
+#: connections at once; the dropped SYNs are retried only after a second.
+DEFAULT_BACKLOG = 1024
+
+
+def with_backlog(description: str) -> str:
+    """C{description} with C{backlog=} added for tcp:/ssl: strings that have none."""
+    kind = description.split(":", 1)[0].lower()
+    if kind in ("tcp", "ssl", "tcp6") and "backlog=" not in description:
+        return f"{description}:backlog={DEFAULT_BACKLOG}"
+    return description
+
+
 def _check_tls(config: Config) -> None:
     """Certificates and keys are checked at start-up, not at the first handshake."""
     if config.tls or config.cert or config.key:
@@ -213,13 +227,13 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     listeners = MultiService()
     listeners.setName("listeners")
     for description in config.port:
-        endpoint = serverFromString(reactor, description)
+        endpoint = serverFromString(reactor, with_backlog(description))
         ListeningService("port", description, site, endpoint).setServiceParent(listeners)
     if config.tls:
         from pistatsd.tls import tls_endpoint
 
         for description in config.tls:
-            endpoint = tls_endpoint(reactor, description, config)
+            endpoint = tls_endpoint(reactor, with_backlog(description), config)
             ListeningService("tls", description, site, endpoint).setServiceParent(listeners)
     listeners.setServiceParent(top)
     _Ready(status, config, reactor).setServiceParent(top)

@@ -219,3 +219,14 @@ class DocumentationTests(SynchronousTestCase):
             text = f.read()
         for spec in OPTIONS:
             self.assertIn(f"`--{spec.name}", text)
+
+
+class BacklogTests(SynchronousTestCase):
+    def test_default_backlog_added(self) -> None:
+        from pistatsd.tap import with_backlog
+
+        self.assertEqual(with_backlog("tcp:8888"), "tcp:8888:backlog=1024")
+        self.assertEqual(with_backlog("ssl:8443"), "ssl:8443:backlog=1024")
+        self.assertEqual(with_backlog("tcp:8888:backlog=5"), "tcp:8888:backlog=5")
+        self.assertEqual(with_backlog("unix:/x.sock"), "unix:/x.sock")
+        self.assertEqual(with_backlog("systemd:domain=INET:index=0"), "systemd:domain=INET:index=0")

@@ -39,6 +39,7 @@ class StatsResource(JSONResource):
     def __init__(self, sampler: Sampler, history_seconds: float) -> None:
         super().__init__()
         self._sampler = sampler
+        self._encoded: tuple[dict, bytes] | None = None
         for part in PARTS:
             self.putChild(part.encode("ascii"), StatsPart(sampler, part))
         self.putChild(b"history", HistoryResource(sampler, history_seconds))
@@ -68,12 +69,15 @@ class StatsResource(JSONResource):
         measured.addCallbacks(self._answer, self._failed, (request,), None, (request,))
         return NOT_DONE_YET
 
-    @staticmethod
-    def _answer(snapshot: dict, request: Request) -> None:
+    def _answer(self, snapshot: dict, request: Request) -> None:
         if request._disconnected:
             return
+        # Requests that finish together share one result: encode it once.
+        if self._encoded is None or self._encoded[0] is not snapshot:
+            self._encoded = (snapshot, json.dumps(snapshot, separators=(",", ":")).encode())
+        request.setHeader(b"content-type", JSON_TYPE)
         request.setHeader(b"cache-control", b"no-store")
-        request.write(json_body(request, snapshot))
+        request.write(self._encoded[1])
         request.finish()
 
     @staticmethod

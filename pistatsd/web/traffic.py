@@ -1,6 +1,8 @@
 """Request accounting shared by the InfluxDB reporter and /metrics.
 
-Labels are bounded: paths become route templates (never raw URLs, which any
+Every request passes through here, so the label functions are cached (a
+bounded LRU: the same few paths come again and again).  Labels are bounded:
+paths become route templates (never raw URLs, which any
 client can vary without limit), methods outside the usual few become
 C{OTHER}, and statuses become their class (C{2xx}).
 """
@@ -8,6 +10,7 @@ C{OTHER}, and statuses become their class (C{2xx}).
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 
 from attrs import define, field
 
@@ -34,6 +37,7 @@ _STATS_PARTS = frozenset(
 )
 
 
+@lru_cache(maxsize=4096)
 def route_of(path: bytes) -> str:
     """The route template of a request path (without its query string)."""
     text = path.decode("latin-1")
@@ -53,12 +57,14 @@ def route_of(path: bytes) -> str:
     return "/{static}"
 
 
+@lru_cache(maxsize=64)
 def method_label(method: bytes) -> str:
     """The method, or C{OTHER} for anything unusual."""
     text = method.decode("latin-1").upper()
     return text if text in KNOWN_METHODS else "OTHER"
 
 
+@lru_cache(maxsize=128)
 def status_class(code: int) -> str:
     """C{200} -> C{2xx}."""
     return f"{code // 100}xx"
