@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from pistatsd.web.jsonbody import decode_json_object as parse_json_object
 from pistatsd.web.site import PistatsdSite
 from pistatsd.web.sum import (
     CONTENT_TYPE_MESSAGE,
@@ -16,7 +17,6 @@ from pistatsd.web.sum import (
     finite_number,
     finite_text,
     format_total,
-    parse_json_object,
 )
 from tests.support import request
 

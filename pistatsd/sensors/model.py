@@ -11,7 +11,6 @@ names the field and says what was expected, so a 400 is self-explanatory.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any
 from attrs import field, frozen
 
 from pistatsd.config import ConfigError
+from pistatsd.web.jsonbody import decode_json_object as decode_body
 
 #: A sensor name: it appears in URLs, Prometheus labels and InfluxDB tags, so
 #: it is kept to characters that need no escaping anywhere.  It must not start
@@ -213,33 +213,12 @@ def parse_number(text: str) -> float:
     return number
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def decode_json_object(body: bytes) -> dict[str, Any]:
     """The JSON object in a request body, or L{InvalidSensor} saying what is wrong."""
-    if not body.strip():
-        raise InvalidSensor("the request body is empty: expected a JSON object")
     try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidSensor("the request body is not UTF-8") from None
-    try:
-        document = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as e:
-        raise InvalidSensor(
-            f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from None
-    except RecursionError:
-        raise InvalidSensor("malformed JSON: nested too deeply") from None
+        return decode_body(body, example='{"name": "room", "path": "/sys/..."}')
     except ValueError as e:
-        raise InvalidSensor(f"malformed JSON: {e}") from None
-    if not isinstance(document, dict):
-        raise InvalidSensor(
-            'the body must be a JSON object, e.g. {"name": "room", "path": "/sys/..."}'
-        )
-    return document
+        raise InvalidSensor(str(e)) from None
 
 
 def parse_file_sensor(document: Mapping[str, Any], url_name: str | None = None) -> FileSensor:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 
 from twisted.web.server import Request
 
+from pistatsd.web.jsonbody import decode_json_object
 from pistatsd.web.negotiation import preferred
 from pistatsd.web.responses import JSONResource, json_body, text_body
 
@@ -55,33 +55,6 @@ def format_total(total: float) -> str:
     return repr(total)
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-#: One decoder for every request: C{json.loads} with options builds a new one each call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-def parse_json_object(body: bytes) -> dict:
-    """The JSON object in C{body}; C{ValueError} with a clear message otherwise."""
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("request body is not UTF-8") from None
-    try:
-        document = _DECODER.decode(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except RecursionError:
-        raise ValueError("malformed JSON: nested too deeply") from None
-    except ValueError as e:  # NaN/Infinity tokens, integers with too many digits
-        raise ValueError(f"malformed JSON: {e}") from None
-    if not isinstance(document, dict):
-        raise ValueError('the JSON body must be an object, e.g. {"a": 1, "b": 2}')
-    return document
-
-
 def is_json_content_type(header: bytes | None) -> bool:
     """C{application/json}, parameters such as charset allowed, any letter case."""
     if not header:
@@ -117,7 +90,7 @@ class SumResource(JSONResource):
         if not is_json_content_type(request.getHeader(b"content-type")):
             return text_body(request, CONTENT_TYPE_MESSAGE, 400)
         try:
-            document = parse_json_object(request.content.read())
+            document = decode_json_object(request.content.read())
         except ValueError as e:
             return self._error(request, str(e))
         return self._answer(request, add(finite_number(v) for v in document.values()))
