@@ -72,7 +72,12 @@ class Sampler(Service):
         self.interval = interval
         self.collector = collector if collector is not None else SystemCollector()
         self.max_pending = max_pending
-        self._history: deque[Snapshot] = deque(maxlen=max(1, ceil(history_seconds / interval)))
+        # The ring keeps each snapshot as (timestamp, its JSON bytes), made once
+        # per sample anyway: a quarter of the memory of the dicts (an hour at
+        # 1 s is ~2 MB instead of ~9 MB on a 1 GB Pi); history is read rarely.
+        self._history: deque[tuple[float, bytes]] = deque(
+            maxlen=max(1, ceil(history_seconds / interval))
+        )
         self._latest: Snapshot | None = None
         self._latest_json: bytes | None = None
         self._loop: LoopingCall | None = None
@@ -123,14 +128,18 @@ class Sampler(Service):
 
     def history(self, seconds: float | None = None) -> list[Snapshot]:
         """Kept snapshots, oldest first; only the last C{seconds} when given."""
+        return [json.loads(encoded) for encoded in self.history_encoded(seconds)]
+
+    def history_encoded(self, seconds: float | None = None) -> list[bytes]:
+        """Like L{history}, as each snapshot's JSON bytes (no decoding, for serving)."""
         if seconds is None:
-            return list(self._history)
+            return [encoded for _, encoded in self._history]
         since = self._clock.seconds() - seconds
-        recent: list[Snapshot] = []
-        for snapshot in reversed(self._history):
-            if snapshot["timestamp"] < since:
+        recent: list[bytes] = []
+        for timestamp, encoded in reversed(self._history):
+            if timestamp < since:
                 break
-            recent.append(snapshot)
+            recent.append(encoded)
         recent.reverse()
         return recent
 
@@ -151,7 +160,7 @@ class Sampler(Service):
             return
         self._latest = snapshot
         self._latest_json = encoded
-        self._history.append(snapshot)
+        self._history.append((snapshot["timestamp"], encoded))
         self._sampling_recovered()
 
     def measure_cpu(self, seconds: float) -> Deferred[Snapshot]:

@@ -49,6 +49,9 @@ class FakeSampler:
         self.history_asked.append(seconds)
         return [SNAPSHOT]
 
+    def history_encoded(self, seconds=None):
+        return [json.dumps(s).encode() for s in self.history(seconds)]
+
     def measure_cpu(self, seconds: float) -> Deferred:
         if len(self.pending) >= self.max_pending:
             raise TooManyMeasurements()

@@ -307,3 +307,21 @@ class MeasureCpuTests(SamplerTestCase):
         self.clock.advance(1.0)
         self.failureResultOf(measured, OSError)
         self.assertEqual(sampler.pending_measurements, 0)
+
+
+def test_history_encoded_matches_history() -> None:
+    """The served bytes and the decoded history are the same snapshots."""
+    import json
+
+    from twisted.internet.task import Clock
+
+    from pistatsd.sampler import Sampler
+
+    clock = Clock()
+    sampler = Sampler(clock, interval=1.0, history_seconds=10)
+    sampler.startService()
+    clock.pump([1.0] * 15)
+    encoded = sampler.history_encoded(5)
+    assert [json.loads(e) for e in encoded] == sampler.history(5)
+    assert len(sampler.history()) == 10
+    sampler.stopService()

@@ -131,7 +131,7 @@ class HistoryResource(JSONResource):
             seconds = parse_positive(raw[0], self._max)
             if seconds is None:
                 return json_error(request, 400, f"seconds must be a number in (0, {self._max:g}]")
-        snapshots = self._sampler.history(seconds)
+        snapshots = self._sampler.history_encoded(seconds)
         request.setHeader(b"content-type", JSON_TYPE)
         request.setHeader(b"cache-control", b"no-store")
-        return json.dumps({"snapshots": snapshots}, separators=(",", ":")).encode("utf-8")
+        return b'{"snapshots":[' + b",".join(snapshots) + b"]}"
