@@ -141,6 +141,7 @@ class BroadcastTests(WebSocketTestCase):
         self.assertEqual(hello["type"], "hello")
         self.assertRegex(hello["id"], re.compile(r"^[0-9a-f]{32}$"))
         self.assertEqual(hello["interval"], 0.5)
+        self.assertEqual(hello["sent"], 1000.0)
         self.assertEqual(hello["history"], [SLIM, SLIM])
         self.clock.advance(0.5)
         [tick] = client.pump()

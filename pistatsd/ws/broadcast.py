@@ -93,8 +93,9 @@ class Broadcaster:
         if self._hello_cache is None or self._hello_cache[0] is not latest:
             history = [slim(s) for s in self._sampler.history(HELLO_HISTORY_SECONDS)]
             self._hello_cache = (latest, json.dumps(history, separators=(",", ":")).encode())
-        return b'{"type":"hello","id":"%s","interval":%s,"history":%s}' % (
+        return b'{"type":"hello","id":"%s","sent":%s,"interval":%s,"history":%s}' % (
             client_id.encode("ascii"),
+            repr(self._clock.seconds()).encode("ascii"),
             repr(self.interval).encode("ascii"),
             self._hello_cache[1],
         )
