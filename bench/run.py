@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """pistatsd vs its peers, in one run, as ratios against the issue's targets.
 
-    python3 bench/run.py [--quick] [--groups http,burst] [--results DIR]
+    python3 bench/run.py [--quick] [--groups http,burst,ws,bcast,influx,tls,dashboards]
+                         [--results DIR]
                          [--memory [--soak-seconds 600]] [--python VENV/bin/python]
 
 Run from the project root.  Steps (every subprocess has a timeout, every
@@ -18,7 +19,12 @@ server listens on 127.0.0.1 only and is stopped by its PID):
     ``--burst-clients`` (1000) clients directly; stops it (SIGTERM, expects
     exit status 0).  Then ``run_all.py`` for the peers the targets need
     (tornado, twisted-raw, http.server) with the same ``--groups`` etc.
- 3. Prints and writes DIR/ratios.md (+ ratios.json): one row per target.
+ 3. Groups influx, tls, dashboards (bench/groups.py): reporting to a real
+    influxd on vs off, pistatsd --tls vs Tornado+TLS (bench/peers_tls.py),
+    server CPU with 0/1/50 broadcast clients at 1 s.  For bcast, when the
+    shared harness skips pistatsd (its check reads only the first message),
+    the same loadclient.py bcast command is run here.
+    Prints and writes DIR/ratios.md (+ ratios.json): one row per target.
  4. ``--memory``: a fresh pistatsd; RSS after 5 s idle, then RSS every 10 s
     during a soak (wrk loads /stats, /sum, /small.html in turn), then idle
     again.  ``--groups none --memory`` runs only this.
@@ -52,7 +58,9 @@ PROJECT = os.path.dirname(HERE)
 REEXEC_ENV = "PISTATSD_BENCH_REEXEC"
 DEFAULT_VENV = "/tmp/pistatsd-bench-venv"
 PEERS = ["tornado", "twisted-raw", "http.server"]  # what the targets compare against
-KNOWN_GROUPS = ("http", "ws", "bcast", "burst")
+SHARED_GROUPS = ("http", "ws", "bcast", "burst")  # run by ../shared/bench/run.py
+OWN_GROUPS = ("influx", "tls", "dashboards")  # bench/groups.py
+KNOWN_GROUPS = SHARED_GROUPS + OWN_GROUPS
 SOAK_PATHS = ["/stats", "/sum?a=3&b=3", "/small.html"]
 SOAK_SEGMENT = 10  # seconds of wrk per path, in turn
 RSS_EVERY = 10.0  # seconds between RSS samples
@@ -95,14 +103,14 @@ class Ratio:
     scenario: str
     peer: str
     peer_scenario: str
-    factor: float
+    factor: float | None  # None: informational, no target
     group: str = "http"
 
     def label(self):
         return f"{self.scenario} vs {self.peer} {self.peer_scenario}"
 
     def evaluate(self, mine: dict, peers: dict, extra: dict) -> Row:
-        need = f">= {self.factor:.2f}x"
+        need = "info" if self.factor is None else f">= {self.factor:.2f}x"
         s = mine.get(self.scenario)
         p = peers.get(self.peer, {}).get(self.peer_scenario)
         if not usable(s) or not usable(p):
@@ -110,7 +118,7 @@ class Ratio:
             return Row(self.label(), cell(s), cell(p), "-", need, "n/a", why)
         r = s["rate"] / p["rate"]
         notes = [n for n in (err_note("pistatsd", s), err_note(self.peer, p)) if n]
-        ok = r >= self.factor and not notes
+        ok = self.factor is None or (r >= self.factor and not notes)
         notes += [n for n in (cpu_note("pistatsd", s), cpu_note(self.peer, p)) if n]
         per_cpu = "-"
         if (s.get("server_cpu") or 0) > 0 and (p.get("server_cpu") or 0) > 0:
@@ -121,7 +129,7 @@ class Ratio:
             cell(p),
             f"{r:.2f}x",
             need,
-            "pass" if ok else "MISS",
+            "info" if self.factor is None else ("pass" if ok else "MISS"),
             "; ".join(notes),
             per_cpu,
         )
@@ -171,6 +179,76 @@ def burst_check(limit_s):
     return check
 
 
+def bcast_cell(s):
+    if not usable(s):
+        return cell(s)
+    return "{:.0f} msg/s of {:.0f}; lag p50/p99 {:.1f} / {:.1f} ms; srv CPU {:.0f}%".format(
+        s["rate"],
+        s.get("expected_rate") or 0,
+        s.get("p50_ms") or 0,
+        s.get("p99_ms") or 0,
+        s.get("server_cpu") or 0,
+    )
+
+
+def bcast_check(n, max_cpu, max_p99):
+    """Every message delivered (rate ~= expected), server CPU and p99 lag under limits;
+    max_cpu None: informational row."""
+
+    def check(mine, peers, extra):
+        sc = f"WS bcast N={n}"
+        s = mine.get(sc)
+        name = f"broadcast to {n} clients every 0.1 s"
+        need = (
+            "info"
+            if max_cpu is None
+            else f">= 98% delivered, srv CPU < {max_cpu}%, p99 lag < {max_p99} ms"
+        )
+        ref = "; ".join(
+            f"{p}: {bcast_cell(peers.get(p, {}).get(sc))}" for p in ("tornado", "twisted-raw")
+        )
+        if not usable(s):
+            return Row(name, cell(s), ref, "-", need, "n/a", problem(s))
+        exp = s.get("expected_rate") or n / 0.1
+        frac = s["rate"] / exp
+        misses = []
+        if frac < 0.98:
+            misses.append(f"delivered {frac:.1%}")
+        if s.get("connected", n) < n:
+            misses.append(f"connected {s.get('connected'):.0f}/{n}")
+        if (s.get("closed_early") or 0) > 0:
+            misses.append(f"{s['closed_early']:.0f} closed early")
+        if max_cpu is not None and (s.get("server_cpu") or 0) >= max_cpu:
+            misses.append(f"srv CPU {s.get('server_cpu'):.0f}% >= {max_cpu}%")
+        if max_p99 is not None and (s.get("p99_ms") or 1e9) >= max_p99:
+            misses.append(f"p99 {s.get('p99_ms')} ms >= {max_p99} ms")
+        note = "reps {}; loadclient CPU {:.0f}%".format(s.get("n", "?"), s.get("client_cpu") or 0)
+        if s.get("direct"):
+            note += (
+                "; per rep: rate {}, p99 {} ms, srv CPU {}% (loadclient.py run by bench/run.py: "
+                "the shared check reads only the first message, pistatsd's 'hello')".format(
+                    s.get("reps"), s.get("p99_reps"), s.get("cpu_reps")
+                )
+            )
+        if misses:
+            note = "; ".join(misses) + "; " + note
+        result = "info" if max_cpu is None else ("MISS" if misses else "pass")
+        return Row(name, bcast_cell(s), ref, f"{frac:.3f} delivered", need, result, note)
+
+    return check
+
+
+def own_rows(kind):
+    """Rows of bench/groups.py (influx, tls, dashboards), built from `extra`."""
+
+    def check(mine, peers, extra):
+        import groups
+
+        return getattr(groups, kind + "_rows")(sys.modules[__name__], extra)
+
+    return check
+
+
 TARGETS = [
     Ratio("GET /sum", "twisted-raw", "GET /sum", 0.85),
     Ratio("GET /sum", "tornado", "GET /sum", 2.4),
@@ -182,7 +260,15 @@ TARGETS = [
     Ratio("GET /small.html", "twisted-raw", "GET /small.html", 1.5),
     Ratio("GET /big.bin", "twisted-raw", "GET /big.bin", 1.3),
     Absolute("burst x /stats?interval=0.5", "burst", burst_check(1.0)),
-    # WS targets (echo c=1/c=50, bcast N=100/1000) go here once /ws/* exist.
+    Ratio("WS echo c=1", "tornado", "WS echo c=1", 1.0, group="ws"),
+    Ratio("WS echo c=50", "tornado", "WS echo c=50", 1.2, group="ws"),
+    Ratio("WS echo c=1", "twisted-raw", "WS echo c=1", None, group="ws"),
+    Ratio("WS echo c=50", "twisted-raw", "WS echo c=50", None, group="ws"),
+    Absolute("broadcast N=1000", "bcast", bcast_check(1000, 20.0, 40.0)),
+    Absolute("broadcast N=100", "bcast", bcast_check(100, None, None)),
+    Absolute("influx", "influx", own_rows("influx")),
+    Absolute("tls", "tls", own_rows("tls")),
+    Absolute("dashboards", "dashboards", own_rows("dashboards")),
 ]
 
 
@@ -328,8 +414,12 @@ def twistd_cmd(py):
 class Daemon:
     """One pistatsd process, pinned to core 0, on a free loopback port."""
 
-    def __init__(self, py, www, logdir, name, core=0):
+    def __init__(
+        self, py, www, logdir, name, core=0, extra_args=(), bcast_interval=0.1, tls_state=None
+    ):
         self.py, self.www, self.name, self.core = py, www, name, core
+        self.extra_args, self.bcast_interval = list(extra_args), bcast_interval
+        self.tls_state, self.tls_port = tls_state, None
         self.logpath = os.path.join(logdir, name + ".log")
         self.port = None
         self.proc = None
@@ -357,7 +447,16 @@ class Daemon:
             "0",
         ]
         if "--broadcast-interval" in self.help_text():
-            cmd += ["--broadcast-interval", "0.1"]
+            cmd += ["--broadcast-interval", f"{self.bcast_interval:g}"]
+        if self.tls_state:
+            self.tls_port = free_port()
+            cmd += [
+                "--tls",
+                f"ssl:{self.tls_port}:interface=127.0.0.1",
+                "--state-dir",
+                self.tls_state,
+            ]
+        cmd += self.extra_args
         # no --access-log: pistatsd writes none unless given one
         self.cmd = cmd
         self.logf = open(self.logpath, "w")  # noqa: SIM115 (closed in stop())
@@ -366,7 +465,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             cmd, cwd=os.path.dirname(self.logpath), stdout=self.logf, stderr=subprocess.STDOUT
         )
-        if not wait_port(self.port, 30):
+        if not wait_port(self.port, 30) or (self.tls_port and not wait_port(self.tls_port, 30)):
             self.stop()
             sys.exit(f"pistatsd did not start; see {self.logpath}")
         log(f"{self.name}: pid {self.proc.pid} on 127.0.0.1:{self.port}")
@@ -494,9 +593,31 @@ def measured(a, name, fn):
 
 
 # ---------------------------------------------------------------- phases
+def shared_groups(a):
+    return [g for g in a.groups if g in SHARED_GROUPS]
+
+
 def shared_passthrough(a):
-    args = ["--groups", ",".join(a.groups), "--reps", str(a.reps), "--duration", str(a.duration)]
+    args = [
+        "--groups",
+        ",".join(shared_groups(a)),
+        "--reps",
+        str(a.reps),
+        "--duration",
+        str(a.duration),
+    ]
     return args
+
+
+def peers_for(a):
+    """Only the peers some selected target compares against."""
+    g = set(shared_groups(a))
+    want = {
+        "tornado": g & {"http", "ws", "bcast", "burst"},
+        "twisted-raw": g & {"http", "ws", "bcast"},
+        "http.server": g & {"http"},
+    }
+    return [p for p in PEERS if want[p]]
 
 
 def bench_pistatsd(a, py, bpy):
@@ -522,11 +643,104 @@ def bench_pistatsd(a, py, bpy):
         with open(os.path.join(a.results, "pistatsd.txt"), "w") as f:
             f.write(r.stdout)
         print(r.stdout, flush=True)
+        if "bcast" in a.groups and bcast_skipped(a):
+            extra["bcast_direct"] = bcast_direct(a, bpy, d)
         if "burst" in a.groups:
             extra["burst_direct"] = burst_direct(a, bpy, d)
     finally:
         extra["stop"] = d.stop()
     return extra
+
+
+BCAST_CLIENTS = (100, 1000)  # as the shared run.py
+
+
+def bcast_skipped(a):
+    """The shared run.py's broadcast check reads only the first message; pistatsd
+    greets with {"type": "hello", ...} (no `sent`), so it skips the scenario."""
+    try:
+        with open(os.path.join(a.results, "pistatsd.json")) as f:
+            s = json.load(f)["summary"]
+        return any("skipped" in s.get(f"WS bcast N={n}", {"skipped": 1}) for n in BCAST_CLIENTS)
+    except (OSError, ValueError, KeyError):
+        return True
+
+
+def bcast_direct(a, bpy, d):
+    """The shared run.py's broadcast scenario, the same loadclient.py command, run here:
+    N=100 and 1000, --reps interleaved passes, median per N."""
+    runs = {n: [] for n in BCAST_CLIENTS}
+    ws = d.url.replace("http://", "ws://") + "/ws/broadcast"
+    for _ in range(a.reps):
+        for n in BCAST_CLIENTS:
+            cmd = [
+                "taskset",
+                "-c",
+                "1",
+                bpy,
+                os.path.join(a.shared, "loadclient.py"),
+                "bcast",
+                ws,
+                "--clients",
+                str(n),
+                "--duration",
+                str(a.duration),
+                "--warmup",
+                "1",
+                "--interval",
+                "0.1",
+                "--ts-key",
+                "sent",
+                "--impl",
+                "lean",
+                "--pids",
+                str(d.proc.pid),
+            ]
+            try:
+                r = run(cmd, a.duration + 200)
+                m = re.search(r"^RESULT (\{.*\})$", r.stdout, re.M)
+                res = json.loads(m.group(1)) if m else {"error": (r.stderr or r.stdout)[-300:]}
+            except subprocess.TimeoutExpired:
+                res = {"error": "loadclient timed out"}
+            runs[n].append(res)
+            log(f"bcast N={n}: {json.dumps(res)[:220]}")
+            time.sleep(1.0)
+    out = {}
+    for n, rs in runs.items():
+        good = [r for r in rs if "error" not in r]
+        if not good:
+            out[f"WS bcast N={n}"] = {"error": rs[-1]["error"] if rs else "not run"}
+            continue
+        keys = (
+            "rate",
+            "expected_rate",
+            "p50_ms",
+            "p99_ms",
+            "max_ms",
+            "server_cpu",
+            "client_cpu",
+            "connected",
+            "closed_early",
+            "no_ts",
+            "clients_receiving",
+        )
+        summ = {
+            k: statistics.median([r[k] for r in good if isinstance(r.get(k), (int, float))])
+            for k in keys
+            if any(isinstance(r.get(k), (int, float)) for r in good)
+        }
+        summ.update(
+            {
+                "unit": "msg/s",
+                "n": len(good),
+                "reps": [r.get("rate") for r in good],
+                "p99_reps": [r.get("p99_ms") for r in good],
+                "cpu_reps": [r.get("server_cpu") for r in good],
+                "direct": True,
+            }
+        )
+        out[f"WS bcast N={n}"] = summ
+    return out
 
 
 def burst_direct(a, bpy, d):
@@ -590,6 +804,11 @@ def load_summaries(a):
             return json.load(f).get("summary", {})
 
     return one("pistatsd"), {p: one(p) for p in PEERS}
+
+
+def merged_mine(mine, extra):
+    """pistatsd's summaries, with the broadcast rows bench/run.py measured itself."""
+    return {**mine, **(extra.get("bcast_direct") or {})}
 
 
 def wrk_rate(out):
@@ -715,7 +934,12 @@ def memory_md(m):
 
 def report(a, commit, started, extra, mem):
     mine, peers = load_summaries(a)
-    rows = [t.evaluate(mine, peers, extra) for t in TARGETS if t.group in a.groups]
+    mine = merged_mine(mine, extra)
+    rows = []
+    for t in TARGETS:
+        if t.group in a.groups:
+            r = t.evaluate(mine, peers, extra)
+            rows += r if isinstance(r, list) else [r]
     lines = [
         "# pistatsd vs peers: targets",
         "",
@@ -759,9 +983,11 @@ def report(a, commit, started, extra, mem):
         )
         n_pass = sum(r.result == "pass" for r in rows)
         n_miss = sum(r.result == "MISS" for r in rows)
+        n_info = sum(r.result == "info" for r in rows)
         lines += [
             "",
-            f"{n_pass} pass, {n_miss} miss, {len(rows) - n_pass - n_miss} n/a.  Ratios use "
+            f"{n_pass} pass, {n_miss} miss, {n_info} informational, "
+            f"{len(rows) - n_pass - n_miss - n_info} n/a.  Ratios use "
             "the medians of the reps, measured in this run (same machine, server on core 0, "
             "load on core 1). Differences under ~10% are noise (../shared/bench/BASELINE.md). "
             "'per CPU-s' is the same ratio of requests per CPU-second of each server (the "
@@ -803,6 +1029,7 @@ def report(a, commit, started, extra, mem):
             {
                 "commit": commit,
                 "started": started.isoformat(),
+                "groups": a.groups,
                 "rows": [r.__dict__ for r in rows],
                 "extra": extra,
                 "memory": mem,
@@ -827,8 +1054,9 @@ def parse_args(argv):
     )
     ap.add_argument(
         "--groups",
-        default="http,burst",
-        help="comma list of http,ws,bcast,burst, or 'none' [http,burst]",
+        default=None,
+        help="comma list of http,ws,bcast,burst,influx,tls,dashboards, or 'none' "
+        "[http,burst; with --report-only: the groups of that run]",
     )
     ap.add_argument(
         "--results", default=os.path.join(HERE, "results"), help="output folder [bench/results]"
@@ -883,7 +1111,16 @@ def parse_args(argv):
     )
     ap.add_argument("--memory", action="store_true", help="idle RSS + RSS drift under a soak")
     ap.add_argument("--soak-seconds", type=int, default=600)
+    ap.add_argument(
+        "--dash-seconds",
+        type=int,
+        default=None,
+        help="dashboards: seconds of CPU measurement per case [20; 5 with --quick]",
+    )
     a = ap.parse_args(argv)
+    a.groups_given = a.groups is not None
+    if a.groups is None:
+        a.groups = "http,burst"
     a.groups = [] if a.groups in ("", "none") else [g for g in a.groups.split(",") if g]
     bad = [g for g in a.groups if g not in KNOWN_GROUPS]
     if bad:
@@ -891,6 +1128,7 @@ def parse_args(argv):
     a.reps = a.reps or (1 if a.quick else 2)
     a.duration = a.duration or (2 if a.quick else 5)
     a.burst_reps = a.burst_reps or (1 if a.quick else 3)
+    a.dash_seconds = max(2, min(a.dash_seconds or (5 if a.quick else 20), 60))
     a.burst_clients = max(1, min(a.burst_clients, 5000))
     a.soak_seconds = max(10, min(a.soak_seconds, 6 * 3600))
     a.shared = os.path.abspath(a.shared)
@@ -931,6 +1169,8 @@ def main():
         with open(os.path.join(a.results, "ratios.json")) as f:
             old = json.load(f)
         started = datetime.datetime.fromisoformat(old["started"])
+        if not a.groups_given and old.get("groups"):
+            a.groups = old["groups"]
         rows = report(a, old["commit"], started, old.get("extra") or {}, old.get("memory"))
         return 1 if any(r.result == "MISS" for r in rows) else 0
     started = datetime.datetime.now().astimezone()
@@ -939,13 +1179,26 @@ def main():
     py = ensure_project_python(a)
     extra, mem = {}, None
     contention = {}
-    if a.groups:
+    if shared_groups(a):
         extra, contention["pistatsd"] = measured(a, "pistatsd", lambda: bench_pistatsd(a, py, bpy))
         if a.no_peers:
             log(f"--no-peers: using the peer JSON already in {a.results}")
         else:
-            for peer in PEERS:
+            for peer in peers_for(a):
                 _, contention[peer] = measured(a, peer, lambda p=peer: bench_peer(a, bpy, p))
+    if any(g in OWN_GROUPS for g in a.groups):
+        import groups
+
+        me = sys.modules[__name__]
+        phases = {
+            "influx": lambda: groups.influx_phase(a, me, py),
+            "tls": lambda: groups.tls_phase(a, me, py, bpy),
+            "dashboards": lambda: groups.dashboards_phase(a, me, py, bpy),
+        }
+        for g in OWN_GROUPS:
+            if g in a.groups:
+                extra[g], contention[g] = measured(a, g, lambda f=phases[g]: groups.phase_error(f))
+    if a.groups:
         extra["contention"] = contention
     if a.memory:
         wait_quiet(a.wait_quiet, a.quiet_threshold)
