@@ -8,7 +8,6 @@ notices when the file changes shape), wrapped in a minimal C{nginx.conf}.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
 import signal
@@ -21,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.daemon import PROJECT, Daemon, free_port
+from tests.daemon import PROJECT, Daemon, free_port, http_request
 from tests.real import require_program
 
 pytestmark = pytest.mark.real
@@ -114,13 +113,7 @@ class Nginx:
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            conn.close()
+        return http_request(self.port, method, path, headers, body, timeout=15)
 
     def get(self, path: str, headers: dict[str, str] | None = None):
         return self.request("GET", path, headers)
