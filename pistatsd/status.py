@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import define, field
@@ -10,9 +10,45 @@ from twisted.internet.interfaces import IReactorTime
 
 from pistatsd import __version__
 
+#: C{/health}'s C{"influx"} when reporting is off (no C{--influx}).  The same
+#: keys as L{pistatsd.influx.reporter.InfluxReporter.state}, with zero or null
+#: values, so that whatever watches the daemon can rely on every key being
+#: there whether reporting is on or not.  A test compares the two key sets.
+INFLUX_OFF: Mapping[str, object] = {
+    "enabled": False,
+    "url": None,
+    "api": None,
+    "last_success": None,
+    "last_error": None,
+    "queued": 0,
+    "spooled": 0,
+    "dropped": 0,
+    "retrying": False,
+}
 
-def _no_reporter() -> dict[str, Any]:
-    return {"enabled": False}
+#: C{/health}'s C{"websockets"} before a hub is attached: the keys of
+#: L{pistatsd.ws.hub.WebSocketHub.detail}, zero or null (compared by a test too).
+WEBSOCKETS_IDLE: Mapping[str, object] = {
+    "clients": 0,
+    "broadcast_clients": 0,
+    "broadcast_interval": None,
+    "broadcast_running": False,
+    "opened_total": 0,
+    "ticks": 0,
+    "skipped_sends": 0,
+    "dropped_clients": 0,
+    "client_messages_ignored": 0,
+}
+
+
+def influx_off() -> dict[str, Any]:
+    """The reporter state of a daemon that does not report to InfluxDB."""
+    return dict(INFLUX_OFF)
+
+
+def websockets_idle() -> dict[str, Any]:
+    """The WebSocket counters of a daemon without a hub."""
+    return dict(WEBSOCKETS_IDLE)
 
 
 @define
@@ -20,7 +56,8 @@ class DaemonStatus:
     """Counters gathered from the parts of the daemon, read on demand (never pushed).
 
     The composition root fills in the callables; each part stays ignorant of
-    C{/health}.
+    C{/health}.  Parts that are off answer with their "off" shape (same keys,
+    zero or null values), so the document's shape never depends on the options.
     """
 
     clock: IReactorTime
@@ -28,8 +65,8 @@ class DaemonStatus:
     http_connections: Callable[[], int] = lambda: 0
     requests_total: Callable[[], int] = lambda: 0
     websocket_clients: Callable[[], int] = lambda: 0
-    websocket_detail: Callable[[], dict[str, Any]] = field(factory=lambda: dict)
-    influx: Callable[[], dict[str, Any]] = field(default=_no_reporter)
+    websocket_detail: Callable[[], Mapping[str, Any]] = field(default=websockets_idle)
+    influx: Callable[[], Mapping[str, Any]] = field(default=influx_off)
 
     def mark_started(self) -> None:
         """Remember when the daemon started, for its uptime."""
@@ -49,6 +86,6 @@ class DaemonStatus:
             "http_connections": self.http_connections(),
             "requests_total": self.requests_total(),
             "websocket_clients": self.websocket_clients(),
-            "websockets": self.websocket_detail(),
-            "influx": self.influx(),
+            "websockets": dict(self.websocket_detail()),
+            "influx": dict(self.influx()),
         }

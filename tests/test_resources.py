@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from pistatsd.sampler import TooManyMeasurements
-from pistatsd.status import DaemonStatus
+from pistatsd.status import INFLUX_OFF, WEBSOCKETS_IDLE, DaemonStatus
 from pistatsd.web.root import build_tree
 from pistatsd.web.site import PistatsdSite
 from tests.support import Client, build_request, request
@@ -165,7 +165,51 @@ class ApiTests(TreeTestCase):
         self.assertEqual(body["status"], "ok")
         self.assertEqual(body["uptime"], 42)
         self.assertEqual(body["websocket_clients"], 3)
-        self.assertEqual(body["influx"], {"enabled": False})
+        self.assertEqual(body["influx"], dict(INFLUX_OFF))
+        self.assertEqual(body["websockets"], dict(WEBSOCKETS_IDLE))
+
+
+class HealthShapeTests(SynchronousTestCase):
+    """C{/health} keeps one shape whatever is switched on: monitoring relies on the keys."""
+
+    def test_influx_off_has_every_key_of_a_real_reporter(self) -> None:
+        from pistatsd.config import Config
+        from pistatsd.influx.wiring import influx_service
+        from pistatsd.web.traffic import RequestTally
+
+        clock = Clock()
+        reporter = influx_service(
+            Config(influx="http://127.0.0.1:8086"),
+            clock,
+            tally=RequestTally(),
+            sampler=FakeSampler(clock),
+            sensors=None,
+            state_dir=self.mktemp(),
+        )
+        on = reporter.state()
+        off = DaemonStatus(clock=clock).health()["influx"]
+        self.assertEqual(set(off), set(on))
+        self.assertEqual((on["enabled"], off["enabled"]), (True, False))
+        for key in ("queued", "spooled", "dropped"):
+            self.assertEqual(off[key], 0, key)
+        for key in ("last_success", "last_error", "url", "api"):
+            self.assertIsNone(off[key], key)
+
+    def test_websockets_idle_has_every_key_of_a_real_hub(self) -> None:
+        from pistatsd.ws.broadcast import Broadcaster
+        from pistatsd.ws.hub import WebSocketHub
+
+        clock = Clock()
+        hub = WebSocketHub(Broadcaster(FakeSampler(clock), clock, 1.0), clock)
+        idle = DaemonStatus(clock=clock).health()["websockets"]
+        self.assertEqual(set(idle), set(hub.detail()))
+        self.assertEqual(idle["clients"], 0)
+
+    def test_off_shapes_are_not_shared(self) -> None:
+        """A caller that edits one document does not change the next."""
+        status = DaemonStatus(clock=Clock())
+        status.health()["influx"]["queued"] = 5
+        self.assertEqual(status.health()["influx"]["queued"], 0)
 
 
 class StatsTests(TreeTestCase):
