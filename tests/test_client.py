@@ -97,9 +97,59 @@ class BaseURLTests(SynchronousTestCase):
         proxied = BaseURL.parse("https://pi.local/pistatsd/")
         self.assertEqual(proxied.ws("/ws/broadcast"), "wss://pi.local:443/pistatsd/ws/broadcast")
 
+    def test_websocket_schemes(self) -> None:
+        """What the browser's developer tools show is accepted as it is."""
+        plain = BaseURL.parse("ws://pi:8888")
+        self.assertEqual(plain, BaseURL(False, "pi", 8888))
+        self.assertEqual(plain.http("/stats"), "http://pi:8888/stats")
+        secure = BaseURL.parse("wss://pi:8443/")
+        self.assertEqual(secure, BaseURL(True, "pi", 8443))
+        self.assertEqual(secure.http("/sum"), "https://pi:8443/sum")
+        self.assertEqual(BaseURL.parse("ws://pi").port, 80)
+        self.assertEqual(BaseURL.parse("WSS://pi").port, 443)
+
+    def test_resource_urls_name_the_daemon(self) -> None:
+        cases = {
+            "http://pi:8888/stats": BaseURL(False, "pi", 8888),
+            "http://pi:8888/stats/": BaseURL(False, "pi", 8888),
+            "http://pi:8888/stats/cpu": BaseURL(False, "pi", 8888),
+            "http://pi:8888/stats/history": BaseURL(False, "pi", 8888),
+            "http://pi:8888/sum": BaseURL(False, "pi", 8888),
+            "http://pi:8888/health/": BaseURL(False, "pi", 8888),
+            "http://pi:8888/index.html": BaseURL(False, "pi", 8888),
+            "http://pi:8888/#range=1h": BaseURL(False, "pi", 8888),
+            "ws://pi:8888/ws/broadcast": BaseURL(False, "pi", 8888),
+            "ws://pi:8888/ws/broadcast/": BaseURL(False, "pi", 8888),
+            "ws://pi:8888/ws/echo": BaseURL(False, "pi", 8888),
+            "ws://pi:8888/ws": BaseURL(False, "pi", 8888),
+            "wss://pi:8443/ws/echo": BaseURL(True, "pi", 8443),
+            "https://host/pistatsd/": BaseURL(True, "host", 443, "/pistatsd"),
+            "https://host/pistatsd": BaseURL(True, "host", 443, "/pistatsd"),
+            "https://host/pistatsd/stats": BaseURL(True, "host", 443, "/pistatsd"),
+            "wss://host/pistatsd/ws/broadcast": BaseURL(True, "host", 443, "/pistatsd"),
+            "https://host/a/b/sum/": BaseURL(True, "host", 443, "/a/b"),
+            # Only whole segments are resources: these are prefixes.
+            "http://pi:8888/news": BaseURL(False, "pi", 8888, "/news"),
+            "http://pi:8888/mystats": BaseURL(False, "pi", 8888, "/mystats"),
+        }
+        for text, expected in cases.items():
+            self.assertEqual(BaseURL.parse(text), expected, text)
+        base = BaseURL.parse("wss://host/pistatsd/ws/echo")
+        self.assertEqual(base.ws("/ws/broadcast"), "wss://host:443/pistatsd/ws/broadcast")
+        self.assertEqual(base.http("/stats"), "https://host:443/pistatsd/stats")
+
+    def test_every_command_takes_every_form(self) -> None:
+        commands = [["stats"], ["sum", "1"], ["echo"], ["watch"]]
+        for command in commands:
+            for text in ("ws://pi:8888/ws/broadcast", "http://pi:8888/stats/", "wss://pi:8443"):
+                invocation = parse_arguments([command[0], text, *command[1:]])
+                self.assertEqual(invocation.base.netloc, text.split("/")[2], (command, text))
+                self.assertEqual(invocation.base.prefix, "", (command, text))
+
     def test_rejects_what_is_not_a_base_url(self) -> None:
         for text in [
             "ftp://pi:21",
+            "wsx://pi:8888",
             "pi.local:8888",
             "http://",
             "http://pi:99999",
@@ -166,7 +216,7 @@ class ArgumentTests(SynchronousTestCase):
         self.assertIn("unrecognized arguments: 1", _usage_error(["stats", "http://h:1", "1"]))
 
     def test_other_usage_errors(self) -> None:
-        self.assertIn("http:// or https://", _usage_error(["stats", "ftp://h"]))
+        self.assertIn("http://, https://, ws:// or wss://", _usage_error(["stats", "ftp://h"]))
         _usage_error([])
         _usage_error(["stats"])
         _usage_error(["frobnicate", "http://h:1"])
@@ -843,6 +893,30 @@ def test_timeout_when_the_server_never_answers(command: list[str]) -> None:
     assert elapsed < 30
 
 
+@pytest.mark.parametrize(
+    ("command", "path"),
+    [
+        (["stats", "--summary"], "/stats"),
+        (["sum", "1", "2"], "/sum/"),
+        (["echo"], "/ws/echo"),
+        (["watch", "--count", "1"], "/ws/broadcast"),
+    ],
+)
+def test_websocket_and_resource_urls(server: Daemon, command: list[str], path: str) -> None:
+    """C{ws://host:port/...} and resource URLs work for every command, against the daemon."""
+    for scheme in ("ws", "http"):
+        url = f"{scheme}://127.0.0.1:{server.port}{path}"
+        result = client(command[0], url, *command[1:], stdin="hi\n")
+        assert result.returncode == 0, (url, result.stderr)
+        assert result.stderr == ""
+        if command[0] == "sum":
+            assert result.stdout == "Sum: 3\n"
+        elif command[0] == "echo":
+            assert result.stdout == "hi\n"
+        else:
+            assert result.stdout.count("\n") == 1, result.stdout
+
+
 @pytest.mark.parametrize("bad", ["localhost:8888", "ftp://127.0.0.1:21", "http://127.0.0.1:99999"])
 def test_bad_url_is_a_usage_error(bad: str) -> None:
     result = client("stats", bad)
@@ -1078,6 +1152,18 @@ def test_daemon_tls_cafile(tls_daemon: dict[str, str]) -> None:
     result = client("--cafile", cafile, "watch", url, "--count", "2")
     assert (result.returncode, result.stderr) == (0, "")
     assert [bool(TICK.match(line)) for line in result.stdout.splitlines()] == [True, True]
+
+
+def test_daemon_tls_wss_urls(tls_daemon: dict[str, str]) -> None:
+    """C{wss://host:port/ws/...} as pasted from a browser means the daemon's HTTPS side."""
+    wss, cafile = tls_daemon["url"].replace("https://", "wss://"), tls_daemon["cafile"]
+    result = client("--cafile", cafile, "echo", wss + "/ws/echo", stdin="one\n")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "one\n", "")
+    result = client("--cafile", cafile, "sum", wss + "/ws/broadcast/", "1", "2")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "Sum: 3\n", "")
+    result = client("--cafile", cafile, "watch", wss, "--count", "1")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert TICK.match(result.stdout.rstrip("\n")), result.stdout
 
 
 def test_daemon_tls_insecure(tls_daemon: dict[str, str]) -> None:

@@ -135,8 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole command line, one sub-parser per command."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Talk to a pistatsd daemon. BASE_URL is http(s)://host:port; the "
-        "client derives /stats, /sum and ws(s)://host:port/ws/... from it.",
+        description="Talk to a pistatsd daemon. BASE_URL is http(s)://host:port or "
+        "ws(s)://host:port, with a path prefix behind a proxy (https://host/pistatsd/); "
+        "the URL of one of its resources (http://pi:8888/stats, ws://pi:8888/ws/broadcast) "
+        "names the daemon too. The client derives /stats, /sum and ws(s)://.../ws/... from it.",
     )
     _connection_options(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
