@@ -121,7 +121,9 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         try:
-            self.config = build_config(self.given(), (_check_paths, _check_endpoints, _check_tls))
+            self.config = build_config(
+                self.given(), (_check_paths, _check_endpoints, _check_tls, _check_sensors)
+            )
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
 

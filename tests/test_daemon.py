@@ -148,6 +148,45 @@ def test_bad_toml_stops_startup(tmp_path):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ("[sensors.fan]\ncommand = 42\n", "--config: [sensors.fan]: command must be"),
+        ("[sensors.fan]\ncommand = []\n", "--config: [sensors.fan]: command must be"),
+        (
+            '[sensors.fan]\ncommand = ["/bin/true"]\nshell = true\n',
+            "--config: [sensors.fan]: unknown key 'shell'",
+        ),
+        (
+            '[sensors.fan]\ncommand = ["/bin/true"]\ntimeout = "soon"\n',
+            "--config: [sensors.fan]: timeout must be a number",
+        ),
+    ],
+)
+def test_bad_sensor_table_stops_startup(tmp_path, table, expected):
+    """One line naming the table and the key, after the usage text; no traceback."""
+    config = tmp_path / "bad.toml"
+    config.write_text(table)
+    result = run_twistd(
+        [
+            "-n",
+            "--pidfile=",
+            "pistatsd",
+            "--port",
+            "tcp:0:interface=127.0.0.1",
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--config",
+            str(config),
+        ]
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if "[sensors" in line]
+    assert len(lines) == 1 and expected in lines[0], output
+
+
 def test_port_in_use_stops_startup():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

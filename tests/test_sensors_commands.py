@@ -347,12 +347,6 @@ def test_stopped_runner_fails_fast() -> Any:
 class ConfigTests(SynchronousTestCase):
     """Bad C{[sensors.NAME]} tables stop start-up with the sensor named."""
 
-    def assertConfigError(self, tables: Any, *fragments: str) -> None:
-        with self.assertRaises(ConfigError) as caught:
-            parse_command_sensors(tables, 256)
-        for fragment in fragments:
-            self.assertIn(fragment, str(caught.exception))
-
     def test_valid(self) -> None:
         (fan,) = parse_command_sensors(
             {"fan": {"command": [PY, "-c", "print(1)"], "pattern": "t=(.*)", "timeout": 2}}, 256
@@ -384,12 +378,32 @@ class ConfigTests(SynchronousTestCase):
             ({"fan": {"command": ok, "unit": "x" * 40}}, ("unit",)),
             ({"fan": {"command": ok, "shell": True}}, ("unknown key 'shell'",)),
             ({"fan": {"path": "/sys/x"}}, ("REST API",)),
-            ({"bad name": {"command": ok}}, ("[sensors.bad name]", "invalid sensor name")),
-            ({"fan": "x"}, ("[sensors.fan]", "must be a table")),
-            ("x", ("[sensors]",)),
+            ({"bad name": {"command": ok}}, ('[sensors."bad name"]', "invalid sensor name")),
+            ({"a\nb": {"command": ok}}, ('[sensors."a\\nb"]', "invalid sensor name")),
+            ({"fan": "x"}, ("[sensors.fan]", "must be a table", "not a string")),
+            ("x", ("[sensors]", "not a string")),
+            ({"fan": {"command": 42}}, ("[sensors.fan]", "non-empty array")),
+            ({"fan": {"command": ok * 65}}, ("[sensors.fan]", "at most 64 elements")),
+            ({"fan": {"command": [PY, "x" * 4097]}}, ("[sensors.fan]", "at most 4096 characters")),
+            ({"fan": {"command": ["/usr/bin/a\nb"]}}, ("[sensors.fan]", "control characters")),
+            ({"fan": {"command": ["/nonexistent/\u202ex"]}}, ("control characters", "U+202E")),
+            ({"fan": {"command": ok, "timeout": "5"}}, ("timeout must be a number",)),
+            ({"fan": {"command": ok, "timeout": True}}, ("timeout must be a number",)),
+            ({"fan": {"command": ok, "timeout": -1}}, ("timeout",)),
+            ({"fan": {"command": ok, "timeout": float("nan")}}, ("timeout must be a finite",)),
+            ({"fan": {"command": ok, "unit": "C\r"}}, ("unit", "control characters")),
+            ({"fan": {"command": ok, "unit": "\u2067C"}}, ("unit", "control characters")),
         ]
         for tables, fragments in cases:
             self.assertConfigError(tables, *fragments)
+
+    def assertConfigError(self, tables: Any, *fragments: str) -> None:
+        with self.assertRaises(ConfigError, msg=repr(tables)) as caught:
+            parse_command_sensors(tables, 256)
+        message = str(caught.exception)
+        self.assertEqual(message.splitlines(), [message], "one line")
+        for fragment in fragments:
+            self.assertIn(fragment, message, repr(tables))
 
     def test_too_many(self) -> None:
         tables = {f"s{i}": {"command": [PY]} for i in range(3)}
@@ -412,6 +426,24 @@ class ConfigTests(SynchronousTestCase):
             build_config({"config": path}, (check_sensors,))
         self.assertIn("[sensors.fan]", str(caught.exception))
 
+    def test_sensor_roots(self) -> None:
+        with self.assertRaises(ConfigError) as caught:
+            check_sensors(Config(sensor_root=("/sys", "relative/dir")))
+        self.assertIn(
+            "--sensor-root 'relative/dir': must be an absolute path", str(caught.exception)
+        )
+        from pistatsd.sensors import confine
+
+        config = Config(sensor_root=("/proc/1/root",))
+
+        def refused(path: str) -> str:
+            raise PermissionError(13, "Permission denied", path)
+
+        self.patch(confine.os.path, "realpath", refused)
+        with self.assertRaises(ConfigError) as caught:
+            check_sensors(config)
+        self.assertIn("--sensor-root '/proc/1/root': cannot be resolved", str(caught.exception))
+
     def test_wiring_builds_a_service(self) -> None:
         state = os.path.abspath(self.mktemp())
         config = Config(
@@ -424,3 +456,64 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual(service.interval, 5.0)
         self.assertIsNotNone(service.sensor("fan"))
         self.assertEqual(service.readings(), {"fan": None})
+
+
+class OptionsTests(SynchronousTestCase):
+    """A bad C{[sensors.*]} table is a usage error of C{twistd pistatsd}: one line, no traceback."""
+
+    def parse(self, toml: str) -> str:
+        """Parse C{--config} with C{toml}, expecting a usage error; its message."""
+        from twisted.python import usage
+
+        from pistatsd.tap import Options
+
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write(toml)
+        with self.assertRaises(usage.UsageError, msg=toml) as caught:
+            Options().parseOptions(["--config", path])
+        message = str(caught.exception)
+        self.assertEqual(message.splitlines(), [message], "one line")
+        return message
+
+    def test_each_bad_shape(self) -> None:
+        ok = f"command = [{json.dumps(PY)}]\n"
+        cases = [
+            ("[sensors.fan]\ncommand = 42\n", ("[sensors.fan]", "command")),
+            ("[sensors.fan]\ncommand = []\n", ("[sensors.fan]", "command")),
+            ('[sensors.fan]\ncommand = ["relative"]\n', ("[sensors.fan]", "absolute path")),
+            ('[sensors.fan]\ncommand = ["/nonexistent/x"]\n', ("[sensors.fan]", "executable")),
+            ("[sensors.fan]\n", ("[sensors.fan]", "command is required")),
+            (f"[sensors.fan]\n{ok}shell = true\n", ("[sensors.fan]", "unknown key 'shell'")),
+            (f'[sensors.fan]\n{ok}timeout = "5"\n', ("[sensors.fan]", "timeout")),
+            (f"[sensors.fan]\n{ok}timeout = 0\n", ("[sensors.fan]", "timeout")),
+            (f"[sensors.fan]\n{ok}timeout = 61\n", ("[sensors.fan]", "timeout")),
+            (f"[sensors.fan]\n{ok}timeout = nan\n", ("[sensors.fan]", "timeout")),
+            (f"[sensors.fan]\n{ok}timeout = inf\n", ("[sensors.fan]", "timeout")),
+            (f'[sensors.fan]\n{ok}pattern = "("\n', ("[sensors.fan]", "pattern")),
+            (f"[sensors.fan]\n{ok}scale = true\n", ("[sensors.fan]", "scale")),
+            (f'[sensors.fan]\n{ok}unit = "C\\n"\n', ("[sensors.fan]", "unit")),
+            ('[sensors.fan]\npath = "/sys/x"\n', ("[sensors.fan]", "REST API")),
+            ("[sensors]\nfan = 5\n", ("[sensors.fan]", "must be a table")),
+            ("sensors = 5\n", ("[sensors]", "must be a table")),
+            (f'[sensors."a\\nb"]\n{ok}', ('[sensors."a\\nb"]', "invalid sensor name")),
+        ]
+        for toml, fragments in cases:
+            message = self.parse(toml)
+            for fragment in fragments:
+                self.assertIn(fragment, message, toml)
+
+    def test_relative_sensor_root(self) -> None:
+        message = self.parse('sensor-root = ["sys"]\n')
+        self.assertIn("--sensor-root 'sys'", message)
+
+    def test_good_table_parses(self) -> None:
+        from pistatsd.tap import Options
+
+        path = os.path.abspath(self.mktemp())
+        with open(path, "w") as f:
+            f.write(f"[sensors.fan]\ncommand = [{json.dumps(PY)}, '-c', 'print(1)']\n")
+        options = Options()
+        options.parseOptions(["--config", path])
+        assert options.config is not None
+        self.assertIn("fan", options.config.extra["sensors"])

@@ -11,6 +11,7 @@ names the field and says what was expected, so a 400 is self-explanatory.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -30,6 +31,9 @@ NAME_RULE = "1 to 64 letters, digits, '_', '.' or '-', not starting with '.' or 
 
 MAX_UNIT_LENGTH = 16
 MAX_PATH_LENGTH = 4096
+#: Limits of a command sensor's argv: far below the kernel's, and far above need.
+MAX_COMMAND_ARGS = 64
+MAX_ARGUMENT_LENGTH = 4096
 MAX_COMMAND_TIMEOUT = 60.0
 DEFAULT_COMMAND_TIMEOUT = 5.0
 
@@ -53,6 +57,25 @@ class SensorError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+#: Characters refused in paths, names and units: C0 and C1 controls, DEL, the
+#: Unicode line and paragraph separators and the bidirectional formatting
+#: characters.  Sensor definitions end up in log lines and text answers, where
+#: these would start a forged line or show text in another order than stored.
+CONTROL_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def check_no_controls(field_name: str, text: str) -> str:
+    """C{text} unless it holds a L{CONTROL_CHARACTERS} character; the message names it."""
+    found = CONTROL_CHARACTERS.search(text)
+    if found is not None:
+        raise InvalidSensor(
+            f"{field_name} must not contain control characters (U+{ord(found.group()):04X})"
+        )
+    return text
 
 
 def check_name(name: object) -> str:
@@ -87,8 +110,9 @@ def check_unit(value: object) -> str:
         raise InvalidSensor("unit must be a string")
     if len(value) > MAX_UNIT_LENGTH:
         raise InvalidSensor(f"unit must be at most {MAX_UNIT_LENGTH} characters")
+    check_no_controls("unit", value)
     if not value.isprintable():
-        raise InvalidSensor("unit must not contain control characters")
+        raise InvalidSensor("unit must be printable text (no formatting characters)")
     return value
 
 
@@ -105,6 +129,7 @@ def check_path_syntax(path: object) -> str:
         raise InvalidSensor("path must not contain NUL bytes")
     if len(path) > MAX_PATH_LENGTH:
         raise InvalidSensor(f"path must be at most {MAX_PATH_LENGTH} characters")
+    check_no_controls("path", path)
     if not path.startswith("/"):
         raise InvalidSensor(f"path must be absolute, not {path!r}")
     if ".." in path.split("/"):
@@ -255,17 +280,30 @@ def parse_file_sensor(document: Mapping[str, Any], url_name: str | None = None) 
 def _command(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
         raise InvalidSensor('command must be a non-empty array of strings, e.g. ["/usr/bin/x"]')
+    if len(value) > MAX_COMMAND_ARGS:
+        raise InvalidSensor(f"command must have at most {MAX_COMMAND_ARGS} elements")
     for arg in value:
         if not isinstance(arg, str):
-            raise InvalidSensor("command must be an array of strings")
+            raise InvalidSensor(
+                f"command must be an array of strings, not one with a {type(arg).__name__}"
+            )
         if "\0" in arg:
             raise InvalidSensor("command arguments must not contain NUL bytes")
-    if not value[0].startswith("/"):
+        if len(arg) > MAX_ARGUMENT_LENGTH:
+            raise InvalidSensor(
+                f"command arguments must be at most {MAX_ARGUMENT_LENGTH} characters each"
+            )
+    program = value[0]
+    if not program.startswith("/"):
         raise InvalidSensor(
-            f"the program must be an absolute path (no PATH search), not {value[0]!r}"
+            f"the program must be an absolute path (no PATH search), not {program!r}"
         )
-    if not (os.path.isfile(value[0]) and os.access(value[0], os.X_OK)):
-        raise InvalidSensor(f"{value[0]} is not an executable file")
+    try:
+        check_no_controls("the program's path", program)
+    except InvalidSensor as e:
+        raise InvalidSensor(f"{e}: {program!r}") from None
+    if not (os.path.isfile(program) and os.access(program, os.X_OK)):
+        raise InvalidSensor(f"{program!r} is not an executable file")
     return tuple(value)
 
 
@@ -296,7 +334,7 @@ def parse_command_sensor(name: str, table: object) -> CommandSensor:
     """One C{[sensors.NAME]} table; L{InvalidSensor} with the field named."""
     check_name(name)
     if not isinstance(table, dict):
-        raise InvalidSensor("must be a table with command = [...]")
+        raise InvalidSensor(f"must be a table with command = [...], not a {_toml_type(table)}")
     if "path" in table:
         raise InvalidSensor(
             "file sensors are defined over the REST API (POST /api/sensors); "
@@ -327,7 +365,10 @@ def parse_command_sensors(tables: object, limit: int) -> tuple[CommandSensor, ..
     if tables is None:
         return ()
     if not isinstance(tables, dict):
-        raise ConfigError("--config: [sensors] must be a table of [sensors.NAME] tables")
+        raise ConfigError(
+            "--config: [sensors] must be a table of [sensors.NAME] tables, "
+            f"not a {_toml_type(tables)}"
+        )
     if len(tables) > limit:
         raise ConfigError(f"--config: [sensors] defines {len(tables)} sensors; at most {limit}")
     sensors = []
@@ -335,5 +376,36 @@ def parse_command_sensors(tables: object, limit: int) -> tuple[CommandSensor, ..
         try:
             sensors.append(parse_command_sensor(name, table))
         except InvalidSensor as e:
-            raise ConfigError(f"--config: [sensors.{name}]: {e}") from None
+            raise ConfigError(f"--config: [sensors.{toml_key(name)}]: {e}") from None
     return tuple(sensors)
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_key(name: str) -> str:
+    """C{name} as it is written in a TOML table header: bare, or quoted and escaped.
+
+    Error messages quote the table they are about; a name holding a newline
+    must not turn the one-line usage error into two.
+    """
+    if _BARE_KEY.fullmatch(name):
+        return name
+    return json.dumps(name)
+
+
+def _toml_type(value: object) -> str:
+    """What a TOML value is, in TOML's words, for error messages."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "table"
+    return "date or time"

@@ -7,7 +7,7 @@ from typing import Any
 
 from twisted.logger import Logger
 
-from pistatsd.config import Config
+from pistatsd.config import Config, ConfigError
 from pistatsd.sensors.commands import CommandRunner
 from pistatsd.sensors.confine import Confinement
 from pistatsd.sensors.model import CommandSensor, parse_command_sensors
@@ -27,8 +27,23 @@ def command_sensors(config: Config) -> tuple[CommandSensor, ...]:
 
 
 def check_sensors(config: Config) -> None:
-    """A C{build_config} validator: bad C{[sensors.NAME]} tables stop start-up early."""
+    """A C{build_config} validator: whatever would stop L{sensors_service} stops
+    start-up here instead, as one usage line naming the option or table.
+
+    Bad C{[sensors.NAME]} tables, and sensor roots that are relative (twistd
+    changes directory when it daemonises, so they would mean another place)
+    or cannot be resolved.
+    """
     command_sensors(config)
+    for root in config.sensor_root:
+        if not os.path.isabs(root):
+            raise ConfigError(f"--sensor-root {root!r}: must be an absolute path")
+        try:
+            Confinement.of([root])
+        except OSError as e:
+            raise ConfigError(
+                f"--sensor-root {root!r}: cannot be resolved: {e.strerror or e}"
+            ) from None
 
 
 def sensors_service(config: Config, reactor: Any) -> SensorsService:
