@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
+from urllib.parse import quote
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.task import Clock
@@ -69,14 +70,16 @@ class SensorsCase(SynchronousTestCase):
         with open(path, "w") as f:
             f.write(text)
 
-    def start(self, token: str | None = None, **kw: Any) -> SensorsService:
+    def start(
+        self, token: str | None = None, roots: list[str] | None = None, **kw: Any
+    ) -> SensorsService:
         """(Re)start a service on the same state dir; the site follows it."""
         for service in self.services:
             if service.running:
                 self.successResultOf(service.stopService())
         self.service = SensorsService(
             clock=self.clock,
-            confinement=Confinement.of([self.root]),
+            confinement=Confinement.of(roots or [self.root]),
             store=SensorStore(self.state, self.clock),
             api_token=token,
             **kw,
@@ -371,6 +374,48 @@ class ConfinementTests(SensorsCase):
 
     def test_nul(self) -> None:
         self.assertError(self.create(path=self.temp + "\0x"), 400, "NUL")
+
+    def test_unresolvable_path_is_a_400(self) -> None:
+        """A link C{realpath} may not read (C{/proc/1/root}) is the client's error, not a 500."""
+        from pistatsd.sensors import confine as confine_module
+
+        real = os.path.realpath
+        locked = os.path.join(self.root, "locked")
+
+        def realpath(path: str, **kwargs: Any) -> str:
+            if path.startswith(locked):
+                raise PermissionError(13, "Permission denied", locked)
+            return real(path, **kwargs)
+
+        self.patch(confine_module.os.path, "realpath", realpath)
+        response = self.create(path=locked + "/etc/hostname")
+        self.assertError(response, 400, "cannot be resolved: Permission denied")
+        self.assertIn(repr(locked + "/etc/hostname"), self.json(response)["error"])
+        with self.assertRaises(ReadError) as caught:
+            Confinement.of([self.root]).read_number(locked + "/x")
+        self.assertEqual(str(caught.exception), "path cannot be resolved: Permission denied")
+
+    def test_proc_1_root(self) -> None:
+        """The real thing, with /proc allowed: refused one way or another, never a 500."""
+        self.start(roots=[self.root, "/proc"])
+        response = self.create(path="/proc/1/root/etc/hostname")
+        self.assertEqual(response.status, 400, response.body)
+
+    def test_control_characters(self) -> None:
+        """They would forge log lines (the path is logged on every change) or reorder text."""
+        controls = [
+            "\n", "\r", "\t", "\x01", "\x1b", "\x7f", "\x85", "\x9b",
+            "\u2028", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+            "\u2066", "\u2067", "\u2068", "\u2069",
+        ]  # fmt: skip
+        for char in controls:
+            self.assertError(self.create(path=self.temp + char), 400, "control characters")
+            self.assertError(self.create(unit="C" + char), 400, "control characters")
+            self.assertError(self.create(name="room" + char), 400, "invalid sensor name")
+            response = self.call("PUT", "/api/sensors/room" + quote(char), {"path": self.temp})
+            self.assertError(response, 400, "invalid sensor name")
+        self.assertEqual(self.json(self.call("GET", "/api/sensors")), {"sensors": []})
+        self.assertEqual(self.create(unit="°C").status, 201)
 
     def test_symlink_out_of_the_root(self) -> None:
         secret = os.path.join(self.outside, "secret")
@@ -806,17 +851,14 @@ class PersistenceTests(SensorsCase):
         self.start()
         self.assertEqual(list(self.service.readings()), ["room"])
 
-    def test_invalid_entries_are_corruption(self) -> None:
+    def test_invalid_structure_is_corruption(self) -> None:
         os.makedirs(self.state)
         path = os.path.join(self.state, FILENAME)
         documents = [
             [],
             {"version": 2, "sensors": []},
             {"version": 1},
-            {"version": 1, "sensors": [{"name": "a b", "path": "/sys/x"}]},
-            {"version": 1, "sensors": [{"name": "a", "path": "relative"}]},
-            {"version": 1, "sensors": [{"name": "a", "path": "/x"}, {"name": "a", "path": "/y"}]},
-            {"version": 1, "sensors": ["a"]},
+            {"version": 1, "sensors": {"a": {}}},
         ]
         for n, document in enumerate(documents):
             self.write(path, json.dumps(document))
@@ -825,6 +867,75 @@ class PersistenceTests(SensorsCase):
             self.assertEqual(self.service.readings(), {}, document)
             self.assertFalse(os.path.exists(path), document)
             self.assertEqual(len(os.listdir(self.state)), n + 1)
+
+    def test_one_bad_entry_does_not_lose_the_others(self) -> None:
+        os.makedirs(self.state)
+        path = os.path.join(self.state, FILENAME)
+        good = {"name": "room", "path": self.temp, "scale": 0.001, "offset": 0, "unit": "C"}
+        other = dict(good, name="other", scale=1.0)
+        bad = [
+            {"name": "a b", "path": self.temp},
+            {"name": "rel", "path": "relative"},
+            {"name": "room", "path": self.temp + "2"},
+            "a",
+            {"name": "forged", "path": self.temp + "\nSensor room deleted by 1.2.3.4"},
+            {"name": "bidi", "path": self.temp, "unit": "\u202eC"},
+        ]
+        entries = [good, bad[0], bad[1], other, *bad[2:]]
+        self.write(path, json.dumps({"version": 1, "sensors": entries}))
+        self.clock.advance(1732240000)
+        logged = Logged(self)
+        self.start()
+        self.assertEqual(self.service.readings(), {"other": 21500.0, "room": 21.5})
+        # The bad ones are kept, with the reasons, for a person to fix.
+        aside = path + ".rejected-20241122T014640Z"
+        with open(aside) as f:
+            rejected = json.load(f)["rejected"]
+        self.assertEqual([r["definition"] for r in rejected], bad)
+        self.assertEqual([r["index"] for r in rejected], [1, 2, 4, 5, 6, 7])
+        problems = [r["problem"] for r in rejected]
+        self.assertIn("invalid sensor name", problems[0])
+        self.assertIn("must be absolute", problems[1])
+        self.assertIn("a second sensor named 'room'", problems[2])
+        self.assertIn("not an object", problems[3])
+        self.assertIn("control characters (U+000A)", problems[4])
+        self.assertIn("control characters (U+202E)", problems[5])
+        # The file now holds the good ones only, so the next start is clean.
+        self.assertEqual([s["name"] for s in self.saved()["sensors"]], ["other", "room"])
+        [line] = [t for t in logged.texts() if FILENAME in t]
+        self.assertIn("set 6 invalid definition(s) aside in " + aside, line)
+        self.assertIn("loaded the 2 valid one(s)", line)
+        self.assertIn("and 1 more", line)
+        self.assertNotIn("\n", line)
+        self.assertEqual(logged.texts(LogLevel.error), [line])
+        logged.events.clear()
+        self.start()
+        self.assertEqual(list(self.service.readings()), ["other", "room"])
+        self.assertEqual(logged.texts(LogLevel.error), [])
+        self.assertEqual(
+            sorted(os.listdir(self.state)), sorted([FILENAME, os.path.basename(aside)])
+        )
+
+    def test_bad_entries_that_cannot_be_set_aside_stay_in_the_file(self) -> None:
+        os.makedirs(self.state)
+        path = os.path.join(self.state, FILENAME)
+        good = {"name": "room", "path": self.temp, "scale": 0.001, "offset": 0, "unit": "C"}
+        original = json.dumps({"version": 1, "sensors": [good, {"name": "a b"}]})
+        self.write(path, original)
+
+        def no_space(*args: Any, **kwargs: Any) -> Any:
+            raise OSError(28, "No space left on device")
+
+        self.patch(store_module.tempfile, "mkstemp", no_space)
+        logged = Logged(self)
+        self.start()
+        self.assertEqual(self.service.readings(), {"room": 21.5})
+        [line] = logged.texts(LogLevel.error)
+        self.assertIn("could not be set aside (No space left on device)", line)
+        with open(path) as f:
+            self.assertEqual(f.read(), original)
+        self.assertError(self.create("new"), 500, "not overwriting")
+        self.assertEqual(os.listdir(self.state), [FILENAME])
 
     def test_same_second_corruptions_kept_apart(self) -> None:
         os.makedirs(self.state)

@@ -39,6 +39,11 @@ class ReadError(Exception):
     """A sensor file could not be read; the message is safe to show to any client."""
 
 
+def _strerror(error: OSError) -> str:
+    """The system's words for an C{OSError}, without the path it was about."""
+    return os.strerror(error.errno) if error.errno else str(error)
+
+
 @frozen
 class Confinement:
     """The resolved directories sensor files must live under."""
@@ -65,7 +70,10 @@ class Confinement:
         Used at definition time, so the message may name the roots.
         """
         check_path_syntax(path)
-        real = os.path.realpath(path)
+        try:
+            real = os.path.realpath(path)
+        except OSError as e:
+            raise InvalidSensor(f"path {path!r} cannot be resolved: {_strerror(e)}") from None
         if not self.contains(real):
             raise InvalidSensor(
                 f"path {path!r} resolves outside the allowed sensor roots ({', '.join(self.roots)})"
@@ -77,7 +85,10 @@ class Confinement:
 
         Blocking: run it in a worker thread, never in the reactor thread.
         """
-        real = os.path.realpath(path)
+        try:
+            real = os.path.realpath(path)
+        except OSError as e:
+            raise ReadError(f"path cannot be resolved: {_strerror(e)}") from None
         if not self.contains(real):
             raise ReadError("path resolves outside the allowed sensor roots")
         try:
@@ -85,7 +96,7 @@ class Confinement:
         except OSError as e:
             if e.errno == errno.ELOOP:
                 raise ReadError("path changed while being opened") from None
-            raise ReadError(os.strerror(e.errno) if e.errno else str(e)) from None
+            raise ReadError(_strerror(e)) from None
         try:
             opened = _opened_path(fd)
             if opened is not None and not self.contains(opened):
@@ -94,7 +105,7 @@ class Confinement:
                 raise ReadError("not a regular file")
             data = os.read(fd, MAX_READ + 1)
         except OSError as e:
-            raise ReadError(os.strerror(e.errno) if e.errno else str(e)) from None
+            raise ReadError(_strerror(e)) from None
         finally:
             os.close(fd)
         if len(data) > MAX_READ:

@@ -7,7 +7,11 @@ reader sees the old file or the new one, never half of either.
 
 A file that cannot be understood at start-up is never overwritten: it is
 moved aside (C{sensors.json.corrupt-<UTC time>}) for a person to look at,
-and the daemon starts with no sensors.
+and the daemon starts with no sensors.  A file that is sound but holds some
+invalid definitions (hand-edited, or written by a version that allowed what
+this one refuses) loses nothing either: the invalid ones are written to
+C{sensors.json.rejected-<UTC time>}, each with the reason, the valid ones
+are kept and saved back, and one log line says so.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from attrs import frozen
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -32,6 +37,8 @@ FILENAME = "sensors.json"
 FORMAT_VERSION = 1
 #: 256 sensors with 4 KiB paths fit comfortably; anything bigger is not ours.
 MAX_FILE_SIZE = 4 * 1024 * 1024
+#: Invalid definitions whose problem is named in the log line (the file has them all).
+LOGGED_PROBLEMS = 5
 _TEMP_PREFIX = "." + FILENAME + "."
 _TEMP_SUFFIX = ".tmp"
 
@@ -44,6 +51,23 @@ class SaveRefused(OSError):
     """Saving would overwrite a file that could not be read at start-up."""
 
 
+@frozen
+class Rejected:
+    """A definition of the file that cannot be loaded, kept for a person to fix."""
+
+    index: int
+    entry: object
+    problem: str
+
+
+@frozen
+class Decoded:
+    """What the file holds: the valid definitions, and the invalid ones set apart."""
+
+    sensors: list[FileSensor]
+    rejected: list[Rejected]
+
+
 def encode(sensors: Sequence[FileSensor]) -> bytes:
     """The file's contents: versioned, indented for people, sorted for stable diffs."""
     document = {
@@ -53,11 +77,13 @@ def encode(sensors: Sequence[FileSensor]) -> bytes:
     return (json.dumps(document, indent=2) + "\n").encode("utf-8")
 
 
-def decode(data: bytes) -> list[FileSensor]:
-    """Definitions from the file's contents; L{CorruptFile} saying what is wrong.
+def decode(data: bytes) -> Decoded:
+    """Definitions from the file's contents; L{CorruptFile} if it is not a sensors document.
 
-    Only the structure is checked here, not confinement: if the allowed roots
-    were narrowed since, the sensor is kept and its reads report the problem,
+    One invalid definition does not spoil the others: it is returned apart,
+    with its problem (a second definition of a name is one too).  Only the
+    structure is checked here, not confinement: if the allowed roots were
+    narrowed since, the sensor is kept and its reads report the problem,
     rather than the definition being lost.
     """
     try:
@@ -70,19 +96,34 @@ def decode(data: bytes) -> list[FileSensor]:
     if not isinstance(entries, list):
         raise CorruptFile('no "sensors" list')
     sensors: list[FileSensor] = []
+    rejected: list[Rejected] = []
     names: set[str] = set()
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            raise CorruptFile(f"sensor #{index} is not an object")
+            rejected.append(Rejected(index, entry, "not an object"))
+            continue
         try:
             sensor = parse_file_sensor(entry)
         except InvalidSensor as e:
-            raise CorruptFile(f"sensor #{index}: {e}") from None
+            rejected.append(Rejected(index, entry, str(e)))
+            continue
         if sensor.name in names:
-            raise CorruptFile(f"sensor {sensor.name!r} is defined twice")
+            rejected.append(Rejected(index, entry, f"a second sensor named {sensor.name!r}"))
+            continue
         names.add(sensor.name)
         sensors.append(sensor)
-    return sensors
+    return Decoded(sensors, rejected)
+
+
+def encode_rejected(rejected: Sequence[Rejected]) -> bytes:
+    """The set-aside file: each invalid definition as it was, with why it was refused."""
+    document = {
+        "version": FORMAT_VERSION,
+        "rejected": [
+            {"index": r.index, "problem": r.problem, "definition": r.entry} for r in rejected
+        ],
+    }
+    return (json.dumps(document, indent=2) + "\n").encode("utf-8")
 
 
 class SensorStore:
@@ -121,20 +162,73 @@ class SensorStore:
         try:
             if len(data) > MAX_FILE_SIZE:
                 raise CorruptFile(f"larger than {MAX_FILE_SIZE} bytes")
-            sensors = decode(data)
+            decoded = decode(data)
         except CorruptFile as e:
             self._move_aside(str(e))
             return []
-        _log.info("Loaded {count} sensor(s) from {path}", count=len(sensors), path=self.path)
-        return sensors
+        if decoded.rejected:
+            self._set_aside(decoded)
+        else:
+            _log.info(
+                "Loaded {count} sensor(s) from {path}", count=len(decoded.sensors), path=self.path
+            )
+        return decoded.sensors
 
-    def _move_aside(self, problem: str) -> None:
+    def _aside_path(self, kind: str) -> str:
+        """A new file name beside the sensors file: C{sensors.json.<kind>-<UTC time>[-n]}."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock.seconds()))
-        aside = f"{self.path}.corrupt-{stamp}"
+        aside = f"{self.path}.{kind}-{stamp}"
         n = 0
         while os.path.lexists(aside):
             n += 1
-            aside = f"{self.path}.corrupt-{stamp}-{n}"
+            aside = f"{self.path}.{kind}-{stamp}-{n}"
+        return aside
+
+    def _set_aside(self, decoded: Decoded) -> None:
+        """Write the invalid definitions to their own file, then save the valid ones back.
+
+        Until the invalid ones are safely elsewhere the sensors file is the
+        only copy of them, so if they cannot be written it is not overwritten.
+        """
+        problems = "; ".join(f"#{r.index}: {r.problem}" for r in decoded.rejected[:LOGGED_PROBLEMS])
+        if len(decoded.rejected) > LOGGED_PROBLEMS:
+            problems += f"; and {len(decoded.rejected) - LOGGED_PROBLEMS} more"
+        aside = self._aside_path("rejected")
+        try:
+            self._write(aside, encode_rejected(decoded.rejected))
+        except OSError as e:
+            self._refuse_saves = (
+                f"{self.path} holds invalid definitions that could not be set aside"
+            )
+            _log.error(
+                "Sensors file {path}: {rejected} invalid definition(s) ({problems}) could not "
+                "be set aside ({error}); loaded the {count} valid one(s), and changes will "
+                "not be saved until it is fixed",
+                path=self.path,
+                rejected=len(decoded.rejected),
+                problems=problems,
+                error=e.strerror or str(e),
+                count=len(decoded.sensors),
+            )
+            return
+        saved = ""
+        try:
+            self.save(decoded.sensors)
+        except OSError as e:
+            saved = f"; could not save the valid ones back ({e.strerror or e})"
+        _log.error(
+            "Sensors file {path}: set {rejected} invalid definition(s) aside in {aside} "
+            "({problems}); loaded the {count} valid one(s){saved}",
+            path=self.path,
+            rejected=len(decoded.rejected),
+            aside=aside,
+            problems=problems,
+            count=len(decoded.sensors),
+            saved=saved,
+        )
+
+    def _move_aside(self, problem: str) -> None:
+        aside = self._aside_path("corrupt")
         try:
             os.rename(self.path, aside)
         except OSError as e:
@@ -170,14 +264,18 @@ class SensorStore:
         """Replace the file atomically and durably; C{OSError} on failure, file unchanged."""
         if self._refuse_saves is not None:
             raise SaveRefused(errno.EPERM, "not overwriting: " + self._refuse_saves)
+        self._write(self.path, encode(sensors))
+
+    def _write(self, path: str, data: bytes) -> None:
+        """Write C{path} in the directory atomically and durably (temp file, fsync, rename)."""
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
         fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=self.directory)
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(encode(sensors))
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(temp, self.path)
+            os.replace(temp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
