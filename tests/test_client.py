@@ -212,8 +212,24 @@ class ArgumentTests(SynchronousTestCase):
         self.assertIn("not a finite number", error("nan"))
         self.assertIn("not a finite number", error("1e999"))
         self.assertIn("not a finite number", error("9" * 400))
+        self.assertIn("not a finite number", error("9" * 5000))
+        self.assertIn("not a finite number", error("+Infinity"))
+        for python_only in ("1_0", " 1", "\u0663", "0x1"):
+            self.assertIn(f"{python_only!r} is not a number", error(python_only))
         self.assertIn("unrecognized arguments: --bogus", error("--bogus"))
         self.assertIn("unrecognized arguments: 1", _usage_error(["stats", "http://h:1", "1"]))
+
+    def test_python_only_syntax_is_not_a_number(self) -> None:
+        stats = ["stats", "http://h:1"]
+        for text in ("1_0", " 1", "1e0", "\u0663", "-1"):
+            _usage_error([*stats, "--interval", text])
+            _usage_error(["--timeout", text, *stats])
+            _usage_error(["watch", "http://h:1", "--count", text])
+        self.assertEqual(parse_arguments([*stats, "--interval", "0.00001"]).interval, 1e-05)
+        numbers = parse_arguments(["sum", "http://h:1", "1e3", "+2", ".5"]).numbers
+        self.assertEqual(
+            (numbers, [type(n) for n in numbers]), ((1000.0, 2, 0.5), [float, int, float])
+        )
 
     def test_other_usage_errors(self) -> None:
         self.assertIn("http://, https://, ws:// or wss://", _usage_error(["stats", "ftp://h"]))
@@ -379,6 +395,15 @@ class RestTests(SynchronousTestCase):
         self.assertEqual(method, b"GET")
         self.assertEqual(args, {b"a": [b"1"], b"b": [b"2"], b"c": [b"3.5"]})
         self.assertEqual(lines, ["Sum: 6"])
+
+    def test_stats_interval_is_sent_as_a_plain_decimal(self) -> None:
+        recorder = _Recorder(body=b"{}")
+        stub = StubTreq(recorder)
+        d = ensureDeferred(rest.stats(Clock(), stub, BASE, 5, [].append, 1e-05))
+        stub.flush()
+        self.successResultOf(d)
+        [(_, args, _, _)] = recorder.requests
+        self.assertEqual(args, {b"interval": [b"0.00001"]})
 
     def test_sum_post_sends_a_json_object(self) -> None:
         recorder = _Recorder(body=b"Sum: 6\n")

@@ -234,8 +234,9 @@ class StatsTests(TreeTestCase):
         self.assertEqual(self.sampler.history_asked, [60.0])
 
     def test_history_bad_seconds(self) -> None:
-        for raw in ("abc", "0", "-1", "nan", "3601"):
+        for raw in ("abc", "0", "-1", "nan", "3601", "6_0", "%2060", "6e1", "%D9%A3", "0x10"):
             self.assertEqual(self.get(f"/stats/history?seconds={raw}").status, 400, raw)
+        self.assertEqual(self.get("/stats/history?seconds=60.5").status, 200)
 
     def test_interval_answers_after_the_window(self) -> None:
         client = Client(self.site)
@@ -248,7 +249,8 @@ class StatsTests(TreeTestCase):
         self.assertEqual(body["cpu"]["percent"], 50.0)
 
     def test_bad_intervals(self) -> None:
-        for raw in ("abc", "0", "-1", "11", "nan", "inf", ""):
+        python_only = ("1_0", "%201", "1%20", "1e0", "%D9%A3", "0x1", "+1", ".5", "5.")
+        for raw in ("abc", "0", "-1", "11", "nan", "inf", "", *python_only):
             response = self.get(f"/stats?interval={raw}")
             self.assertEqual(response.status, 400, raw)
             self.assertIn("interval", json.loads(response.body)["error"])

@@ -43,7 +43,7 @@ class FormatTests(SynchronousTestCase):
         self.assertEqual(format_total(999999999999999.0), "999999999999999")
 
     def test_query_values(self) -> None:
-        values = [b"3", b"3", b"x", b"inf", b"nan", b"-inf", b"", b"1e999"]
+        values = [b"3", b"3", b"x", b"inf", b"nan", b"-inf", b"", b"1e999", b"1_0", b" 1"]
         self.assertEqual(add(finite_text(v) for v in values), 6.0)
 
     def test_json_values(self) -> None:
@@ -60,6 +60,11 @@ class GetTests(SynchronousTestCase):
 
     def test_no_arguments(self) -> None:
         self.assertEqual(request(make_site(), "GET", "/sum").body, b"Sum: 0")
+
+    def test_only_numbers_as_people_write_them(self) -> None:
+        """C{1_0} is not ten, nor C{٣} three: Python-only syntax is not a number here."""
+        query = "a=1_0&b=%201&c=%D9%A3&d=0x1&e=1e1&f=-2.5&g=.5&h=%2B1"
+        self.assertEqual(request(make_site(), "GET", f"/sum?{query}").body, b"Sum: 9")
 
     def test_repeated_arguments(self) -> None:
         self.assertEqual(request(make_site(), "GET", "/sum?a=1&a=2.5").body, b"Sum: 3.5")

@@ -20,8 +20,11 @@ from pistatsd.client.failures import OutputClosed, describe
 from pistatsd.client.tls import Trust, load_cafile
 from pistatsd.client.urls import BaseURL
 from pistatsd.client.websocket import EchoSession, Session, WatchSession, client_endpoint
+from pistatsd.numbers import decimal_float, integer, plain_decimal
 
 PROG = "pistatsd-client"
+#: Words Python reads as numbers that are not finite ones (a usage error saying so).
+NON_FINITE = ("inf", "infinity", "nan")
 #: Exit status of a command stopped by Ctrl-C (except C{watch}, whose normal end that is).
 INTERRUPTED = 130
 Number = int | float
@@ -56,17 +59,20 @@ def base_url(text: str) -> BaseURL:
 
 
 def number(text: str) -> Number:
-    """A number to add: an integer stays an integer (exact in JSON), else a finite float."""
-    try:
-        value: Number = int(text)
-    except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    """A number to add: an integer stays an integer (exact in JSON), else a finite float.
+
+    The syntax is the server's (L{pistatsd.numbers}): C{1_0} or C{٣} are not numbers.
+    """
+    value: Number | None = integer(text)
+    if value is None:
+        value = decimal_float(text)
+    if value is None:
+        if text.lstrip("+-").lower() in NON_FINITE:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
     try:
         finite = math.isfinite(value)
-    except OverflowError:
+    except OverflowError:  # an integer beyond float range
         finite = False
     if not finite:
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
@@ -74,22 +80,20 @@ def number(text: str) -> Number:
 
 
 def seconds(text: str) -> float:
-    """A positive, finite number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (math.isfinite(value) and value > 0):
+    """A positive number of seconds, written as a plain decimal (C{0.5}, C{10})."""
+    value = plain_decimal(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 seconds")
     return value
 
 
 def positive_int(text: str) -> int:
     """A count of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    value = integer(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
     return value

@@ -16,6 +16,7 @@ from pistatsd.client.failures import ClientError
 from pistatsd.client.formatting import format_json, format_summary
 from pistatsd.client.tls import Trust, TrustPolicy
 from pistatsd.client.urls import BaseURL
+from pistatsd.numbers import plain
 
 Number = int | float
 Write = Callable[[str], None]
@@ -102,7 +103,7 @@ async def stats(
     The server holds the answer for C{interval} seconds, so that time is added to
     the time-out rather than counted against it.
     """
-    params = None if interval is None else [("interval", f"{interval:g}")]
+    params = None if interval is None else [("interval", plain(interval))]
     url = base.http("/stats")
     content = await call(
         reactor,

@@ -11,6 +11,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from pistatsd.numbers import plain_decimal
 from pistatsd.sampler import Sampler, TooManyMeasurements
 from pistatsd.web.responses import JSON_TYPE, JSONNotFound, JSONResource, json_body, json_error
 
@@ -23,12 +24,13 @@ PARTS = ("cpu", "temperature", "memory", "swap", "uptime", "disk", "net", "throt
 
 
 def parse_positive(raw: bytes, maximum: float) -> float | None:
-    """A finite number in (0, maximum], or None for anything else (C{nan}, C{abc}, C{0})."""
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    if not math.isfinite(value) or value <= 0 or value > maximum:
+    """A plain decimal number in (0, maximum], or None for anything else.
+
+    C{nan}, C{abc}, C{0}, and what only Python reads as a number (C{1_0},
+    C{" 1"}, C{1e0}, non-ASCII digits): see L{pistatsd.numbers}.
+    """
+    value = plain_decimal(raw)
+    if value is None or value <= 0 or value > maximum:
         return None
     return value
 
@@ -58,7 +60,9 @@ class StatsResource(JSONResource):
         seconds = parse_positive(interval[0], MAX_INTERVAL)
         if seconds is None:
             return json_error(
-                request, 400, f"interval must be a number of seconds in (0, {MAX_INTERVAL:g}]"
+                request,
+                400,
+                f"interval must be a plain decimal number of seconds in (0, {MAX_INTERVAL:g}]",
             )
         try:
             measured = self._sampler.measure_cpu(seconds)
@@ -130,7 +134,9 @@ class HistoryResource(JSONResource):
         if raw is not None:
             seconds = parse_positive(raw[0], self._max)
             if seconds is None:
-                return json_error(request, 400, f"seconds must be a number in (0, {self._max:g}]")
+                return json_error(
+                    request, 400, f"seconds must be a plain decimal number in (0, {self._max:g}]"
+                )
         snapshots = self._sampler.history_encoded(seconds)
         request.setHeader(b"content-type", JSON_TYPE)
         request.setHeader(b"cache-control", b"no-store")

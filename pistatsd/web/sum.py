@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from twisted.web.server import Request
 
+from pistatsd.numbers import finite_float
 from pistatsd.web.jsonbody import decode_json_object
 from pistatsd.web.negotiation import preferred
 from pistatsd.web.responses import JSONResource, json_body, text_body
@@ -31,12 +32,12 @@ def finite_number(value: object) -> float | None:
 
 
 def finite_text(value: bytes) -> float | None:
-    """A query-argument value as a finite float, or None if it is not one."""
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
+    """A query-argument value as a finite float, or None if it is not one.
+
+    A number as people write it (C{-2}, C{1.5}, C{1e3}); not what only Python
+    reads as one (C{1_0}, C{" 1"}, non-ASCII digits): see L{pistatsd.numbers}.
+    """
+    return finite_float(value)
 
 
 def add(values: Iterable[float | None]) -> float:
