@@ -231,6 +231,51 @@ def test_dashboard_backfills_goes_live_and_stays_local(server, chromium):
     run(go())
 
 
+def test_dashboard_cards_filled_before_the_first_tick(chromium, assets):
+    """The hello's latest snapshot fills every card at once, uptime and disk included.
+
+    With a 30 s broadcast interval the first tick comes 30 s after the page
+    connects: everything checked here is shown long before it.
+    """
+
+    async def go():
+        daemon = await start(
+            ["--www", WWW, "--broadcast-interval", "30", "--sample-interval", "0.2"]
+        )
+        try:
+            await wait_history(daemon, 3)  # past the warm-up sample: CPU has a value
+            async with launch(chromium) as browser:
+                page = await browser.new_page()
+                await page.navigate(f"http://127.0.0.1:{daemon.port}/")
+                stats = await page.wait_for(
+                    stats_when("s.state === 'live' && s.greeted"), timeout=20, describe=STATS
+                )
+                cards = await page.evaluate(
+                    """Object.fromEntries(["cpu", "memory", "load", "uptime", "uptime-detail",
+                        "disk", "disk-detail", "temperature"].map(
+                        id => [id, document.getElementById(id).textContent]))"""
+                )
+                after = await page.evaluate(STATS)
+        finally:
+            await stop(daemon)
+        # Still no tick: what is shown came with the hello.
+        assert stats["live"] == 0 and after["live"] == 0, (stats, after)
+        assert stats["interval"] == 30 and after["reconnects"] == 0, after
+        # A silent socket is given up after five intervals, not after the 15 s
+        # meant for fast broadcasts, or it would never see its first tick.
+        assert stats["silenceLimit"] == 150, stats
+        assert re.fullmatch(r"\d+ (s|min)|\d+ h \d+ min|\d+ d \d+ h", cards["uptime"]), cards
+        assert cards["uptime-detail"].startswith("booted "), cards
+        assert re.fullmatch(r"\d+\.\d %", cards["disk"]), cards
+        assert " free on " in cards["disk-detail"], cards
+        assert re.fullmatch(r"\d+\.\d %", cards["cpu"]), cards
+        assert re.fullmatch(r"\d+\.\d %", cards["memory"]), cards
+        assert re.fullmatch(r"\d+\.\d\d", cards["load"]), cards
+        assert DASH not in cards["temperature"], cards
+
+    run(go())
+
+
 def test_dashboard_shows_throttling_and_sensors_when_present(server, chromium):
     """Sections for Raspberry Pi throttling flags and sensors appear only with data."""
     origin = f"http://127.0.0.1:{server.port}"

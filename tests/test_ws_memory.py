@@ -143,9 +143,33 @@ class BroadcastTests(WebSocketTestCase):
         self.assertEqual(hello["interval"], 0.5)
         self.assertEqual(hello["sent"], 1000.0)
         self.assertEqual(hello["history"], [SLIM, SLIM])
+        self.assertEqual(hello["latest"], SNAPSHOT)
         self.clock.advance(0.5)
         [tick] = client.pump()
         self.assertEqual(json.loads(tick), {"type": "stats", "sent": 1000.5, **SNAPSHOT})
+
+    def test_hello_carries_the_latest_full_snapshot(self) -> None:
+        """Every part a dashboard card shows (uptime, disk...) is there before the first tick."""
+        full = {
+            "timestamp": 2.0,
+            "hostname": "pi",
+            "cpu": {"percent": 7.0, "count": 2, "load": [0.1, 0.2, 0.3]},
+            "uptime": {"seconds": 5.0, "boot_time": 995.0},
+            "disk": {"path": "/", "total": 10, "used": 4, "free": 6, "percent": 40.0},
+            "sensors": {"room": {"value": 21.5, "unit": "C", "error": None}},
+        }
+        self.sampler.latest = full
+        self.sampler.latest_json = json.dumps(full, separators=(",", ":")).encode()
+        client = self.connect("/ws/broadcast")
+        hello = json.loads(client.messages[0])
+        self.assertEqual(hello["latest"], full)
+        self.assertNotIn("disk", hello["history"][-1])  # the history stays slim
+        # A new sample changes what the next client is greeted with.
+        newer = dict(full, timestamp=3.0, uptime={"seconds": 6.0, "boot_time": 995.0})
+        self.sampler.latest = newer
+        self.sampler.latest_json = json.dumps(newer).encode()
+        self.assertEqual(json.loads(self.connect("/ws/broadcast").messages[0])["latest"], newer)
+        self.assertEqual(client.pump(), [])  # nothing sent before the first tick
 
     def test_every_client_gets_the_same_bytes(self) -> None:
         a, b = self.connect("/ws/broadcast"), self.connect("/ws/broadcast")

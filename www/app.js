@@ -1,7 +1,8 @@
 // pistatsd dashboard: live charts and current values from /ws/broadcast.
 //
-// Data flow: the WebSocket's "hello" carries recent history (backfill), then
-// every tick brings a full snapshot.  Without WebSockets (none in this
+// Data flow: the WebSocket's "hello" carries recent history (slim snapshots,
+// for the charts) and the latest full snapshot (every card filled at once),
+// then every tick brings a full snapshot.  Without WebSockets (none in this
 // browser, or several failed connects) the page polls /stats instead and
 // keeps retrying the WebSocket with exponential backoff and jitter.
 // Charts are drawn by uPlot (www/vendor/uplot, installed by
@@ -35,6 +36,7 @@
   let interval = 1;
   let backfilled = 0;
   let livePoints = 0;
+  let greetedWithLatest = false;
 
   const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
 
@@ -74,6 +76,18 @@
     trim();
     if (history.length) renderNow(history[history.length - 1]);
     scheduleDraw();
+  }
+
+  /** The hello's latest full snapshot: a chart point if it is newer, and every card now. */
+  function greet(latest) {
+    if (!latest || typeof latest !== "object") return;
+    if (addPoint(latest)) {
+      backfilled++;
+      trim();
+      scheduleDraw();
+    }
+    renderNow(latest);
+    greetedWithLatest = true;
   }
 
   function ingest(snap) {
@@ -420,6 +434,8 @@
   let pollError = "";
   let lastUpdate = 0;
   let socketUrl = "";
+  /** Seconds of silence after which the live socket is given up (for tests). */
+  let silenceLimit = 0;
 
   const hasWebSocket = () => typeof window.WebSocket === "function";
   const transport = () => (state === "live" ? "WebSocket" : polling ? "polling" : "–");
@@ -485,6 +501,7 @@
     let silence = 0;
     const armWatchdog = () => {
       clearTimeout(silence);
+      silenceLimit = Math.max(15, SILENT_INTERVALS * interval);
       silence = setTimeout(() => {
         // No tick for a long time (sleeping laptop, dead Wi-Fi): give up on it.
         if (ws !== sock) return;
@@ -492,7 +509,7 @@
         sock.onclose = null;
         sock.close();
         socketFailed(greeted);
-      }, Math.max(15, SILENT_INTERVALS * interval) * 1000);
+      }, silenceLimit * 1000);
     };
     armWatchdog();
     sock.onmessage = (event) => {
@@ -509,9 +526,13 @@
         failures = 0;
         const i = num(msg.interval);
         if (i !== null && i > 0) interval = i;
+        // Armed above with the old interval: a slow broadcast (30 s) must not
+        // look dead before its first tick.
+        armWatchdog();
         stopPolling();
         setState("live");
         backfill(msg.history);
+        greet(msg.latest);
       } else if (msg.type === "stats") {
         ingest(msg);
       }
@@ -604,6 +625,8 @@
       interval,
       backfill: backfilled,
       live: livePoints,
+      greeted: greetedWithLatest,
+      silenceLimit,
       points: series.t.length,
       capacity: capacity(),
       charts: chartsReady,

@@ -72,7 +72,7 @@ class Broadcaster:
         return self._loop is not None and self._loop.running
 
     def join(self, client: BroadcastProtocol) -> None:
-        """Greet a new client with the recent history and start the timer if needed."""
+        """Greet a new client (recent history, latest snapshot); start the timer if needed."""
         self.clients.add(client)
         client.sendMessage(self.hello(client.ws_id))
         if not self.running:
@@ -88,12 +88,23 @@ class Broadcaster:
             self._loop = None
 
     def hello(self, client_id: str) -> bytes:
-        """The hello message; the history part is encoded once per sample, not per client."""
+        """The hello message: slim history for the charts, and the latest full snapshot.
+
+        C{latest} lets a fresh dashboard fill every card (uptime, disk,
+        sensors...) at once instead of waiting up to an interval for the
+        first tick; the slim history does not carry those parts.  Both are
+        encoded once per sample, not per client (C{latest} is the sampler's
+        own pre-encoded JSON).
+        """
         latest = self._sampler.latest
         if self._hello_cache is None or self._hello_cache[0] is not latest:
             history = [slim(s) for s in self._sampler.history(HELLO_HISTORY_SECONDS)]
-            self._hello_cache = (latest, json.dumps(history, separators=(",", ":")).encode())
-        return b'{"type":"hello","id":"%s","sent":%s,"interval":%s,"history":%s}' % (
+            encoded = b'"history":%s,"latest":%s' % (
+                json.dumps(history, separators=(",", ":")).encode(),
+                self._sampler.latest_json,
+            )
+            self._hello_cache = (latest, encoded)
+        return b'{"type":"hello","id":"%s","sent":%s,"interval":%s,%s}' % (
             client_id.encode("ascii"),
             repr(self._clock.seconds()).encode("ascii"),
             repr(self.interval).encode("ascii"),
