@@ -3,9 +3,11 @@
 Each build starts from what a fresh clone holds (C{git ls-files}, plus files
 not committed yet): no C{www/vendor/}, no venv, no Node.js or npm needed.
 These tests need PyPI (pip's isolated build environment, the dependencies)
-and, once per session, the npm registry for the uPlot tarball; every build
-then gets that tarball through C{PISTATSD_UPLOT_TARBALL}.  Set it in the
-environment to run them without the npm registry.
+and the npm registry: the uPlot tarball is downloaded once per session and
+handed to the builds through C{PISTATSD_UPLOT_TARBALL}, except in the
+bootstrap test, where the build step fetches it itself as on a user's
+machine.  Set C{PISTATSD_UPLOT_TARBALL} for the whole run to need no npm
+registry at all.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ def test_sdist_carries_the_hook_not_the_library(tmp_path, uplot_tarball):
     """The sdist has the hook and no uPlot; a wheel built from it fetches (and verifies) uPlot."""
     source = clean_checkout(tmp_path / "checkout")
     # Even with the files present in the checkout, they stay out of the sdist.
-    shutil.copytree(vendor.default_dest(), source / "www" / "vendor" / "uplot")
+    vendor.ensure(str(source / "www" / UPLOT.subdir), environ={ENV: str(uplot_tarball)})
     succeed(
         [sys.executable, "-m", "build", "--sdist", "--outdir", str(tmp_path / "dist"), str(source)],
         env=build_env(None),
@@ -247,15 +249,17 @@ def path_without_node(tmp_path: Path) -> Iterator[str]:
     yield path
 
 
-def test_run_and_test_setup_need_no_node_or_npm(tmp_path, uplot_tarball, path_without_node):
+def test_run_and_test_setup_need_no_node_or_npm(tmp_path, path_without_node):
     """The README's commands on a machine without Node.js: bootstrap, then C{tools/run.sh}.
 
-    A second bootstrap with nothing changed installs nothing; a missing
-    library file makes it install again.
+    Here the build step downloads uPlot itself, as on a user's machine
+    (unless C{PISTATSD_UPLOT_TARBALL} is set for the whole run).  A second
+    bootstrap with nothing changed installs nothing; a missing library file
+    or a changed C{pyproject.toml} makes it install again.
     """
     source = clean_checkout(tmp_path / "checkout")
     venv = tmp_path / "venv"
-    env = dict(build_env(uplot_tarball), PATH=path_without_node, PISTATSD_VENV=str(venv))
+    env = dict(build_env(os.environ.get(ENV)), PATH=path_without_node, PISTATSD_VENV=str(venv))
     env.pop("VIRTUAL_ENV", None)
     # The test setup (--system) installs Debian packages that are missing: only when none are.
     system = all(shutil.which(p, path=path_without_node) for p in ("influxd", "nginx", "chromium"))
@@ -276,9 +280,14 @@ def test_run_and_test_setup_need_no_node_or_npm(tmp_path, uplot_tarball, path_wi
     assert "already installed" not in repaired.stdout
     assert vendor.installed(str(library))
 
+    with open(source / "pyproject.toml", "a") as f:
+        f.write("\n# changed\n")
+    changed = succeed(["sh", "tools/bootstrap.sh"], cwd=source, env=env, timeout=600)
+    assert "already installed" not in changed.stdout
+
     port = free_port()
     state = tmp_path / "state"
-    daemon = Daemon(cwd=str(source), env={k: env[k] for k in ("PATH", "PISTATSD_VENV", ENV)})
+    daemon = Daemon(cwd=str(source), env={"PATH": path_without_node, "PISTATSD_VENV": str(venv)})
     daemon.argv = [
         "sh",
         "tools/run.sh",
