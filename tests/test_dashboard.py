@@ -69,9 +69,8 @@ def assets() -> None:
     if result.returncode != 0:
         pytest.fail(
             "the charting library is missing and tools/fetch-assets.sh failed; "
-            "run `sh tools/fetch-assets.sh` (it needs npm and the npm registry once):\n"
-            + result.stdout
-            + result.stderr,
+            "run `sh tools/fetch-assets.sh` (it needs the npm registry once, or "
+            "PISTATSD_UPLOT_TARBALL):\n" + result.stdout + result.stderr,
             pytrace=False,
         )
 
