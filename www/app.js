@@ -5,8 +5,8 @@
 // then every tick brings a full snapshot.  Without WebSockets (none in this
 // browser, or several failed connects) the page polls /stats instead and
 // keeps retrying the WebSocket with exponential backoff and jitter.
-// Charts are drawn by uPlot (www/vendor/uplot, installed by
-// tools/fetch-assets.sh); without it the numbers still work.
+// Charts are drawn by uPlot (www/vendor/uplot, put there when the package is
+// built); without it the numbers still work.
 //
 // For tests and the curious: window.pistatsd.stats() describes the state.
 "use strict";
