@@ -172,7 +172,6 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     root = build_tree(
         sampler=sampler,
         status=status,
-        clock=reactor,
         www=config.www,
         history_seconds=config.history_seconds,
     )

@@ -77,7 +77,7 @@ class SensorsCase(SynchronousTestCase):
         self.service = SensorsService(
             clock=self.clock,
             confinement=Confinement.of([self.root]),
-            store=SensorStore(self.state, self.clock),
+            store=SensorStore(self.state, self.clock.seconds),
             api_token=token,
             **kw,
         )
@@ -391,7 +391,7 @@ class ConfinementTests(SensorsCase):
         self.service = SensorsService(
             clock=self.clock,
             confinement=Confinement.of([alias]),
-            store=SensorStore(self.state, self.clock),
+            store=SensorStore(self.state, self.clock.seconds),
         )
         self.services.append(self.service)
         self.service.startService()
@@ -436,7 +436,7 @@ class ConfinementTests(SensorsCase):
         self.service = SensorsService(
             clock=self.clock,
             confinement=Confinement.of([other]),
-            store=SensorStore(self.state, self.clock),
+            store=SensorStore(self.state, self.clock.seconds),
         )
         self.services.append(self.service)
         self.service.startService()
