@@ -5,11 +5,17 @@ snapshot every C{interval} seconds and keeps it (with its JSON encoding,
 made once) for C{/stats}, the broadcast and the history; on-demand CPU
 measurements (C{/stats?interval=S}) are two CPU readings S seconds apart,
 scheduled on the same clock, so nothing ever sleeps or blocks the reactor.
+
+Two clocks, kept apart: the injected clock (the reactor, monotonic in the
+daemon) schedules the samples and measures CPU windows and the history's
+reach, so a stepped wall clock neither stops sampling nor empties or floods
+C{/stats/history}; the C{wall} callable stamps each snapshot with the date.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from math import ceil
@@ -58,6 +64,7 @@ class Sampler(Service):
         history_seconds: float = 3600.0,
         collector: SystemCollector | None = None,
         max_pending: int = 10000,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         """
         @param clock: the reactor (or a L{twisted.internet.task.Clock} in tests).
@@ -65,16 +72,19 @@ class Sampler(Service):
         @param history_seconds: how far back L{history} reaches; this bounds memory.
         @param collector: what reads the machine; a real L{SystemCollector} by default.
         @param max_pending: how many on-demand CPU measurements may run at once.
+        @param wall: the wall clock (epoch seconds) that stamps the snapshots.
         """
         if interval <= 0:
             raise ValueError(f"interval must be positive, not {interval!r}")
         self._clock = clock
+        self._wall = wall
         self.interval = interval
         self.collector = collector if collector is not None else SystemCollector()
         self.max_pending = max_pending
-        # The ring keeps each snapshot as (timestamp, its JSON bytes), made once
+        # The ring keeps each snapshot as (clock time, its JSON bytes), made once
         # per sample anyway: a quarter of the memory of the dicts (an hour at
         # 1 s is ~2 MB instead of ~9 MB on a 1 GB Pi); history is read rarely.
+        # The clock time, not the wall-clock timestamp, says how recent it is.
         self._history: deque[tuple[float, bytes]] = deque(
             maxlen=max(1, ceil(history_seconds / interval))
         )
@@ -136,8 +146,8 @@ class Sampler(Service):
             return [encoded for _, encoded in self._history]
         since = self._clock.seconds() - seconds
         recent: list[bytes] = []
-        for timestamp, encoded in reversed(self._history):
-            if timestamp < since:
+        for taken, encoded in reversed(self._history):
+            if taken < since:
                 break
             recent.append(encoded)
         recent.reverse()
@@ -151,7 +161,8 @@ class Sampler(Service):
         and the previous snapshot stays in place until sampling works again.
         """
         try:
-            snapshot = self.collector.collect(self._clock.seconds())
+            now = self._clock.seconds()
+            snapshot = self.collector.collect(now, timestamp=self._wall())
             for section in self.sections:
                 snapshot.update(section())
             encoded = json.dumps(snapshot).encode("utf-8")
@@ -160,7 +171,7 @@ class Sampler(Service):
             return
         self._latest = snapshot
         self._latest_json = encoded
-        self._history.append((snapshot["timestamp"], encoded))
+        self._history.append((now, encoded))
         self._sampling_recovered()
 
     def measure_cpu(self, seconds: float) -> Deferred[Snapshot]:
@@ -222,7 +233,7 @@ class Sampler(Service):
             return cached[3]
         result = dict(latest)
         result["cpu"] = cpu_section(before, after)
-        result["timestamp"] = after.when
+        result["timestamp"] = after.when if after.timestamp is None else after.timestamp
         self._last_measured = (before, after, latest, result)
         return result
 
@@ -238,7 +249,7 @@ class Sampler(Service):
         recent = self._recent_reading
         if not fresh and recent is not None and 0 <= now - recent.when < READING_REUSE_SECONDS:
             return recent
-        self._recent_reading = self.collector.read_cpu(now)
+        self._recent_reading = self.collector.read_cpu(now, timestamp=self._wall())
         return self._recent_reading
 
     def _refusal(self) -> TooManyMeasurements:

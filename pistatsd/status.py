@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -58,6 +59,8 @@ class DaemonStatus:
     The composition root fills in the callables; each part stays ignorant of
     C{/health}.  Parts that are off answer with their "off" shape (same keys,
     zero or null values), so the document's shape never depends on the options.
+    C{started} is a date (from C{wall}); the uptime is measured on C{clock}
+    (monotonic in the daemon), so a stepped wall clock does not change it.
     """
 
     clock: IReactorTime
@@ -67,14 +70,17 @@ class DaemonStatus:
     websocket_clients: Callable[[], int] = lambda: 0
     websocket_detail: Callable[[], Mapping[str, Any]] = field(default=websockets_idle)
     influx: Callable[[], Mapping[str, Any]] = field(default=influx_off)
+    wall: Callable[[], float] = time.time
+    _started_at: float = field(default=0.0, init=False)
 
     def mark_started(self) -> None:
-        """Remember when the daemon started, for its uptime."""
-        self.started = self.clock.seconds()
+        """Remember when the daemon started: the date, and the clock time for its uptime."""
+        self.started = self.wall()
+        self._started_at = self.clock.seconds()
 
     def uptime(self) -> float:
         """Seconds since the daemon started."""
-        return max(0.0, self.clock.seconds() - self.started)
+        return max(0.0, self.clock.seconds() - self._started_at)
 
     def health(self) -> dict[str, Any]:
         """The C{/health} document."""

@@ -1,8 +1,9 @@
 """Reading the machine: one cheap, defensive snapshot of its vital signs.
 
 Nothing here touches time or the reactor.  The sampler (L{pistatsd.sampler})
-decides I{when} to look and passes the clock time in; this module only knows
-I{how} to look.  Every source (psutil, sysfs) is injectable so tests can give
+decides I{when} to look and passes the time in (the clock time, for CPU
+windows, and the wall-clock time, for the snapshot's C{timestamp}); this
+module only knows I{how} to look.  Every source (psutil, sysfs) is injectable so tests can give
 exact numbers, and every part of the snapshot is collected on its own so one
 broken source (a disk that vanished, a sensor driver that throws) costs that
 part only, never the whole snapshot.
@@ -54,14 +55,19 @@ class CpuReading(NamedTuple):
 
     CPU percent only exists I{between} two readings, so a reading keeps the
     clock time at which it was taken: the window between two readings is the
-    C{interval} a snapshot reports.  The load average is read at the same
-    moment so that a CPU section can be built from two readings alone.
+    C{interval} a snapshot reports.  That clock is the (monotonic) reactor's,
+    so a stepped wall clock never makes a window negative or a day long; the
+    wall-clock time of the reading, for timestamps, is kept beside it.  The
+    load average is read at the same moment so that a CPU section can be
+    built from two readings alone.
     """
 
     when: float
     total: Any
     per_cpu: Sequence[Any]
     load: list[float] | None
+    timestamp: float | None = None
+    """Wall-clock (epoch) time of the reading; C{None} means the same as C{when}."""
 
 
 def cpu_percent_between(before: Any, after: Any) -> float:
@@ -184,20 +190,24 @@ class SystemCollector:
         self._boot_time: float | None = None
         self._failing: set[str] = set()
 
-    def collect(self, when: float) -> Snapshot:
-        """A full snapshot taken at clock time C{when} (epoch seconds).
+    def collect(self, when: float, timestamp: float | None = None) -> Snapshot:
+        """A full snapshot taken at clock time C{when}, stamped C{timestamp}.
 
         Each call also advances the CPU window: the C{cpu} part covers the
-        time since the previous C{collect}.
+        clock time since the previous C{collect}.
+
+        @param timestamp: the wall-clock time (epoch seconds) of the
+            snapshot; C{when} when not given.
         """
+        stamp = when if timestamp is None else timestamp
         snapshot: Snapshot = {
-            "timestamp": when,
+            "timestamp": stamp,
             "hostname": self.hostname,
-            "cpu": self._part("cpu", self._cpu_since_previous, when),
+            "cpu": self._part("cpu", self._cpu_since_previous, when, stamp),
             "temperature": self._part("temperature", self.temperature),
             "memory": self._part("memory", self._memory),
             "swap": self._part("swap", self._swap),
-            "uptime": self._part("uptime", self._uptime, when),
+            "uptime": self._part("uptime", self._uptime, stamp),
             "disk": self._part("disk", self._disk),
             "net": self._part("net", self._net),
         }
@@ -206,16 +216,24 @@ class SystemCollector:
             snapshot["throttled"] = throttled
         return snapshot
 
-    def read_cpu(self, when: float) -> CpuReading:
-        """Read the CPU counters (total and per CPU) and load, stamped C{when}.
+    def read_cpu(self, when: float, timestamp: float | None = None) -> CpuReading:
+        """Read the CPU counters (total and per CPU) and load, at clock time C{when}.
 
         Cheap (one look at C{/proc/stat} and C{/proc/loadavg} on Linux) and
         side-effect free, so the sampler can take extra readings for
         on-demand measurements without disturbing the background window.
+
+        @param timestamp: the wall-clock time of the reading; C{when} when not given.
         """
         total = self._ps.cpu_times()
         per_cpu = self._ps.cpu_times(percpu=True)
-        return CpuReading(when=when, total=total, per_cpu=per_cpu, load=self._load())
+        return CpuReading(
+            when=when,
+            total=total,
+            per_cpu=per_cpu,
+            load=self._load(),
+            timestamp=when if timestamp is None else timestamp,
+        )
 
     def temperature(self) -> Snapshot:
         """C{{"celsius": float | None, "sensors": {name: float}}}.
@@ -250,9 +268,9 @@ class SystemCollector:
         self._clear("throttled-parse")
         return flags
 
-    def _cpu_since_previous(self, when: float) -> Snapshot:
+    def _cpu_since_previous(self, when: float, timestamp: float) -> Snapshot:
         """The C{cpu} part over the window since the previous collect."""
-        reading = self.read_cpu(when)
+        reading = self.read_cpu(when, timestamp)
         section = cpu_section(self._previous_cpu, reading)
         self._previous_cpu = reading
         return section

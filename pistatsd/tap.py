@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pistatsd import __version__
+from pistatsd.clock import use_monotonic_clock
 from pistatsd.config import OPTIONS, Config, ConfigError, build_config
 
 _log = Logger()
@@ -129,7 +130,11 @@ class Options(usage.Options):
 
 
 def makeService(options: Options | Config, reactor: Any = None) -> MultiService:
-    """Build the whole daemon as one C{MultiService}; the reactor is injected for tests."""
+    """Build the whole daemon as one C{MultiService}; the reactor is injected for tests.
+
+    A real reactor is first put on the monotonic clock (L{use_monotonic_clock}),
+    before anything here schedules a timer; fakes are left as they are.
+    """
     if reactor is None:
         from twisted.internet import reactor as global_reactor
 
@@ -137,6 +142,7 @@ def makeService(options: Options | Config, reactor: Any = None) -> MultiService:
     config = options if isinstance(options, Config) else options.config
     if config is None:
         raise ValueError("options were not parsed")
+    use_monotonic_clock(reactor)
     return _compose(config, reactor)
 
 
@@ -174,7 +180,6 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     root = build_tree(
         sampler=sampler,
         status=status,
-        clock=reactor,
         www=config.www,
         history_seconds=config.history_seconds,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+from typing import NoReturn
 
 import pytest
 
@@ -13,8 +15,26 @@ def require_program(name: str) -> str:
     C{PISTATSD_REQUIRE_REAL=1} (CI), so a missing install can never pass as a skip."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
     if path is None:
-        message = f"{name} is not installed"
-        if os.environ.get("PISTATSD_REQUIRE_REAL") == "1":
-            pytest.fail(message + " and PISTATSD_REQUIRE_REAL=1", pytrace=False)
-        pytest.skip(message)
+        _missing(f"{name} is not installed")
     return path
+
+
+def require_library(package: str, filename: str) -> str:
+    """The path of shared library C{filename} from Debian package C{package}
+    (as C{dpkg -L} lists it); skipped or failed like L{require_program}."""
+    try:
+        listed = subprocess.run(
+            ["dpkg", "-L", package], capture_output=True, text=True, timeout=30
+        ).stdout.splitlines()
+    except OSError:
+        listed = []
+    for path in listed:
+        if os.path.basename(path) == filename and os.path.isfile(path):
+            return path
+    _missing(f"{filename} (Debian package {package}) is not installed")
+
+
+def _missing(message: str) -> NoReturn:
+    if os.environ.get("PISTATSD_REQUIRE_REAL") == "1":
+        pytest.fail(message + " and PISTATSD_REQUIRE_REAL=1", pytrace=False)
+    pytest.skip(message)

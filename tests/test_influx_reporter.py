@@ -80,6 +80,7 @@ class ReporterTestCase(SynchronousTestCase):
         self.points = Counting(per_tick)
         self.spool_path = os.path.join(self.mktemp(), "state", "influx-spool.lp")
         kw.setdefault("random", lambda: 1.0)
+        kw.setdefault("wall", self.clock.seconds)
         self.reporter = InfluxReporter(
             target=target or InfluxTarget.build("http://influx:8086", user="u", password="pw"),
             clock=self.clock,

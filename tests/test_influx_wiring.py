@@ -40,6 +40,7 @@ class WiringTests(SynchronousTestCase):
             sampler=FakeSampler(SNAPSHOT),
             sensors=FakeSensors({"room": 20.5, "gone": None}),
             http=FakeNetwork(fake),
+            wall=reactor.seconds,
         )
         self.assertIsInstance(reporter, InfluxReporter)
         reporter.startService()

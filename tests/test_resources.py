@@ -85,7 +85,7 @@ class TreeTestCase(SynchronousTestCase):
         root = build_tree(
             sampler=self.sampler,
             status=self.status,
-            clock=self.clock,
+            wall=self.clock.seconds,
             www=self.www,
             history_seconds=3600,
         )

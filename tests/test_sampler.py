@@ -21,10 +21,10 @@ class FlakyCollector(SystemCollector):
 
     broken = False
 
-    def collect(self, when: float) -> Snapshot:
+    def collect(self, when: float, timestamp: float | None = None) -> Snapshot:
         if self.broken:
             raise ZeroDivisionError("broken collector")
-        return super().collect(when)
+        return super().collect(when, timestamp)
 
 
 class SamplerTestCase(SynchronousTestCase):
@@ -35,6 +35,7 @@ class SamplerTestCase(SynchronousTestCase):
         self.clock = Clock()
         self.ps = FakePsutil()
         self.collector = FlakyCollector(psutil=self.ps, sys_root=empty_sysfs(self), hostname="pi")
+        kw.setdefault("wall", self.clock.seconds)
         sampler = Sampler(self.clock, collector=self.collector, **kw)
         if start:
             sampler.startService()

@@ -80,7 +80,7 @@ class SensorsCase(SynchronousTestCase):
         self.service = SensorsService(
             clock=self.clock,
             confinement=Confinement.of(roots or [self.root]),
-            store=SensorStore(self.state, self.clock),
+            store=SensorStore(self.state, self.clock.seconds),
             api_token=token,
             **kw,
         )
@@ -436,7 +436,7 @@ class ConfinementTests(SensorsCase):
         self.service = SensorsService(
             clock=self.clock,
             confinement=Confinement.of([alias]),
-            store=SensorStore(self.state, self.clock),
+            store=SensorStore(self.state, self.clock.seconds),
         )
         self.services.append(self.service)
         self.service.startService()
@@ -481,7 +481,7 @@ class ConfinementTests(SensorsCase):
         self.service = SensorsService(
             clock=self.clock,
             confinement=Confinement.of([other]),
-            store=SensorStore(self.state, self.clock),
+            store=SensorStore(self.state, self.clock.seconds),
         )
         self.services.append(self.service)
         self.service.startService()

@@ -66,7 +66,7 @@ def make_service(tmp_path: Path, *commands: CommandSensor) -> tuple[SensorsServi
     service = SensorsService(
         clock=reactor,
         confinement=Confinement.of([state]),
-        store=SensorStore(state, reactor),
+        store=SensorStore(state, reactor.seconds),
         commands=commands,
         command_runner=runner,
         interval=3600,
@@ -295,7 +295,7 @@ def test_service_with_threads(tmp_path: Path) -> Any:
     service = SensorsService(
         clock=reactor,
         confinement=Confinement.of([str(root)]),
-        store=SensorStore(str(tmp_path / "state"), reactor),
+        store=SensorStore(str(tmp_path / "state"), reactor.seconds),
         blocking=ThreadedRunner(reactor),
         interval=3600,
     )

@@ -44,7 +44,9 @@ class WebSocketTestCase(SynchronousTestCase):
         self.clock.advance(1000)
         self.patch(txaio.config, "loop", self.clock)
         self.sampler = FakeSampler()
-        self.broadcaster = Broadcaster(self.sampler, self.clock, self.interval, stuck_after=5)
+        self.broadcaster = Broadcaster(
+            self.sampler, self.clock, self.interval, stuck_after=5, wall=self.clock.seconds
+        )
         self.hub = WebSocketHub(self.broadcaster, self.clock)
         self.hub.startService()
         root = Resource()

@@ -27,6 +27,7 @@ waits at most C{shutdown_flush} seconds before spooling what is left.
 from __future__ import annotations
 
 import random as _random
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -111,10 +112,13 @@ class InfluxReporter(Service):
         shutdown_flush: float = 5.0,
         initial_backoff: float = 1.0,
         max_backoff: float = 300.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         """
         @param target: where and how to write.
-        @param clock: the reactor: time, timers, and (without C{http}) connections.
+        @param clock: the reactor: timers, how long points waited, and (without
+            C{http}) connections.
+        @param wall: the wall clock: point timestamps and C{last_success}.
         @param points: builds each interval's points.
         @param queue_size: points held in memory at most (C{--influx-queue}).
         @param spool: the spool file, or None to keep nothing across restarts.
@@ -129,6 +133,7 @@ class InfluxReporter(Service):
         self.setName("influx")
         self.target = target
         self._clock = clock
+        self._wall = wall
         self._points = points
         self.interval = interval
         self.queue_size = max(1, queue_size)
@@ -340,9 +345,8 @@ class InfluxReporter(Service):
 
     def _report(self) -> None:
         """Render this interval's points into the queue."""
-        now = self._clock.seconds()
-        lines = [point.line() for point in self._points(timestamp_of(now))]
-        self._enqueue(lines, now)
+        lines = [point.line() for point in self._points(timestamp_of(self._wall()))]
+        self._enqueue(lines, self._clock.seconds())
 
     def _enqueue(self, lines: list[str], now: float) -> None:
         """Queue lines; beyond the bound, drop the oldest waiting ones (counted)."""
@@ -507,6 +511,7 @@ class InfluxReporter(Service):
                 self.target.headers("application/x-www-form-urlencoded"),
                 self._timeout,
                 self.target.scrub,
+                wall=self._wall,
             )
         else:
             body = ("\n".join(job.lines) + "\n").encode("utf-8")
@@ -518,6 +523,7 @@ class InfluxReporter(Service):
                 self.target.headers("text/plain; charset=utf-8"),
                 self._timeout,
                 self.target.scrub,
+                wall=self._wall,
             )
         d.addCallback(self._answered, job)
         d.addErrback(self._unexpected, job)
@@ -589,7 +595,7 @@ class InfluxReporter(Service):
         if job.spooled is not None:
             self._commit_spool(job.spooled)
         self._failures = 0
-        self.last_success = self._clock.seconds()
+        self.last_success = self._wall()
         self._end_problem()
         self._end_overflow()
         if self._spool_full_episode and self._spool is not None and not self._spool.pending:
@@ -603,7 +609,6 @@ class InfluxReporter(Service):
 
     def _report_drops(self) -> None:
         """Tell InfluxDB itself what was lost, now that it listens again."""
-        now = self._clock.seconds()
         point = Point(
             "pistatsd_reporter",
             (("host", self._points.host),),
@@ -616,10 +621,10 @@ class InfluxReporter(Service):
                 ("spool_corrupt", self.spool_corrupt),
                 ("lost", self.lost),
             ),
-            timestamp_of(now),
+            timestamp_of(self._wall()),
         )
         self._unreported = 0
-        self._enqueue([point.line()], now)
+        self._enqueue([point.line()], self._clock.seconds())
 
     def _rejected(self, job: _Job, outcome: Outcome) -> None:
         """Dropped for good: count it (InfluxDB's own count for a partial write)."""

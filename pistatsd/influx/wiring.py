@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random as _random
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,7 @@ def influx_service(
     http: HTTPClient | None = None,
     random: Callable[[], float] = _random.random,
     state_dir: str | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> InfluxReporter:
     """The reporter service for C{--influx}; it has C{.state()} for C{/health}.
 
@@ -54,6 +56,7 @@ def influx_service(
         an C{HTTPConnectionPool}.
     @param random: jitter source, injected for exact tests.
     @param state_dir: where the spool lives (default: C{config.state_dir}).
+    @param wall: the wall clock that dates the points.
     """
     policy = None
     if config.influx_cafile is not None:
@@ -79,4 +82,5 @@ def influx_service(
         tls_policy=policy,
         random=random,
         create_database=config.influx_create_db,
+        wall=wall,
     )

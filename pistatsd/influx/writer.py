@@ -17,7 +17,7 @@ import enum
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -332,19 +332,23 @@ def post(
     headers: dict[str, list[str]],
     timeout: float,
     scrub: Any = None,
+    wall: Callable[[], float] = time.time,
 ) -> Deferred[Outcome]:
     """POST C{body}, read the answer, classify it; never fails.
 
     treq's C{timeout} covers the wait for the response headers (on the
     injected clock); the body read has its own bound.  Cancelling the
     returned Deferred cancels whichever of the two is in progress.
+
+    @param wall: the wall clock, against which an HTTP-date C{Retry-After}
+        is turned into a delay.
     """
     scrub = scrub or (lambda text: text)
 
     def answered(response: Any) -> Deferred[Outcome]:
         status = response.code
         d = read_body(response, clock, timeout)
-        d.addCallback(lambda body: classify(status, body, response.headers, _wall_clock(clock)))
+        d.addCallback(lambda body: classify(status, body, response.headers, wall()))
         return d
 
     def failed(failure: Failure) -> Outcome:
@@ -373,13 +377,6 @@ def post(
     d.addErrback(failed)
     d.addCallback(limit)
     return d
-
-
-def _wall_clock(clock: IReactorTime) -> float:
-    """Epoch seconds for an HTTP-date C{Retry-After}: the clock if it looks like
-    one (tests use a Clock starting near zero), else the system time."""
-    now = clock.seconds()
-    return now if now > 1e9 else time.time()
 
 
 def split_pem_certificates(pem: bytes) -> Sequence[bytes]:

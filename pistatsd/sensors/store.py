@@ -22,11 +22,10 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from attrs import frozen
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from pistatsd.sensors.model import FileSensor, InvalidSensor, parse_file_sensor
@@ -132,10 +131,13 @@ class SensorStore:
     L{save} blocks (it fsyncs): the service runs it in a worker thread.
     """
 
-    def __init__(self, directory: str, clock: IReactorTime) -> None:
+    def __init__(self, directory: str, wall: Callable[[], float] = time.time) -> None:
+        """
+        @param wall: the wall clock, for the date in a corrupt file's new name.
+        """
         self.directory = directory
         self.path = os.path.join(directory, FILENAME)
-        self._clock = clock
+        self._wall = wall
         self._refuse_saves: str | None = None
 
     def load(self) -> list[FileSensor]:
@@ -176,7 +178,7 @@ class SensorStore:
 
     def _aside_path(self, kind: str) -> str:
         """A new file name beside the sensors file: C{sensors.json.<kind>-<UTC time>[-n]}."""
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._clock.seconds()))
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._wall()))
         aside = f"{self.path}.{kind}-{stamp}"
         n = 0
         while os.path.lexists(aside):

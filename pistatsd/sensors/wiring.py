@@ -62,7 +62,7 @@ def sensors_service(config: Config, reactor: Any) -> SensorsService:
     return SensorsService(
         clock=reactor,
         confinement=Confinement.of(config.sensor_root),
-        store=SensorStore(config.state_dir, reactor),
+        store=SensorStore(config.state_dir),
         commands=commands,
         command_runner=CommandRunner(reactor),
         blocking=ThreadedRunner(reactor),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Callable
 from urllib.parse import unquote
 
-from twisted.internet.interfaces import IReactorTime
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
@@ -26,17 +26,19 @@ class AliveResource(Resource):
 class ZzzPage(Resource):
     """Any C{*.zzz} path: a dynamic page naming the path and today's date.
 
-    The path is the client's text: it is HTML-escaped, never trusted.
+    The path is the client's text: it is HTML-escaped, never trusted.  The
+    date comes from the wall clock C{wall}, not the reactor (whose clock is
+    monotonic and knows no date).
     """
 
     isLeaf = True
 
-    def __init__(self, clock: IReactorTime) -> None:
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
         super().__init__()
-        self._clock = clock
+        self._wall = wall
 
     def render_GET(self, request: Request) -> bytes:
-        now = time.localtime(self._clock.seconds())
+        now = time.localtime(self._wall())
         path = html.escape(unquote(request.path.decode("latin-1"), errors="replace"))
         request.setHeader(b"content-type", HTML_TYPE)
         return (

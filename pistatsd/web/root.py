@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from twisted.internet.interfaces import IReactorTime
+import time
+from collections.abc import Callable
+
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
@@ -25,11 +27,11 @@ class RootResource(Resource):
 
     api: ApiIndex
 
-    def __init__(self, static: IResource, clock: IReactorTime) -> None:
+    def __init__(self, static: IResource, wall: Callable[[], float] = time.time) -> None:
         super().__init__()
         self._static = static
         self._alive = AliveResource()
-        self._zzz = ZzzPage(clock)
+        self._zzz = ZzzPage(wall)
 
     def getChild(self, path: bytes, request: Request) -> IResource:
         last = request.postpath[-1] if request.postpath else path
@@ -47,12 +49,15 @@ def build_tree(
     *,
     sampler: Sampler,
     status: DaemonStatus,
-    clock: IReactorTime,
     www: str,
     history_seconds: float,
+    wall: Callable[[], float] = time.time,
 ) -> RootResource:
-    """Assemble the whole tree; returns the root and leaves room for more children."""
-    root = RootResource(StaticFiles(www), clock)
+    """Assemble the whole tree; returns the root and leaves room for more children.
+
+    @param wall: the wall clock, for the dates pages show.
+    """
+    root = RootResource(StaticFiles(www), wall)
     root.putChild(b"alive", AliveResource())
     root.putChild(b"stats", StatsResource(sampler, history_seconds))
     root.putChild(b"sum", SumResource())

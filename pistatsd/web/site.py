@@ -9,6 +9,7 @@ asked to.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
+
+from pistatsd.web.accesslog import WallClockLogFormatter
 
 _log = Logger()
 
@@ -169,10 +172,12 @@ class PistatsdSite(Site):
         max_connections: int = 1024,
         idle_timeout: float = 60.0,
         access_log: str | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
             resource,
             logPath=access_log,
+            logFormatter=WallClockLogFormatter(wall),
             timeout=idle_timeout,
             reactor=reactor,
             parsePOSTFormSubmission=False,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from autobahn.websocket.protocol import PreparedMessage
@@ -45,6 +46,7 @@ class Broadcaster:
     The timer runs only while someone listens.  A client whose transport
     has paused us (its socket is not draining) skips ticks instead of
     queueing them; one paused for longer than C{stuck_after} is dropped.
+    Ticks and the stuck time are on C{clock}; C{sent} is a date, from C{wall}.
     """
 
     def __init__(
@@ -53,9 +55,11 @@ class Broadcaster:
         clock: IReactorTime,
         interval: float,
         stuck_after: float = 30.0,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._sampler = sampler
         self._clock = clock
+        self._wall = wall
         self.interval = interval
         self.stuck_after = stuck_after
         self.clients: set[BroadcastProtocol] = set()
@@ -106,15 +110,15 @@ class Broadcaster:
             self._hello_cache = (latest, encoded)
         return b'{"type":"hello","id":"%s","sent":%s,"interval":%s,%s}' % (
             client_id.encode("ascii"),
-            repr(self._clock.seconds()).encode("ascii"),
+            repr(self._wall()).encode("ascii"),
             repr(self.interval).encode("ascii"),
             self._hello_cache[1],
         )
 
-    def message(self, now: float) -> bytes:
+    def message(self, sent: float) -> bytes:
         """This tick's message: the sampler's pre-encoded snapshot with two keys in front."""
         snapshot = self._sampler.latest_json
-        return b'{"type":"stats","sent":%s,%s' % (repr(now).encode("ascii"), snapshot[1:])
+        return b'{"type":"stats","sent":%s,%s' % (repr(sent).encode("ascii"), snapshot[1:])
 
     def tick(self) -> None:
         """Send one message to every client that can take it; never raises."""
@@ -126,7 +130,7 @@ class Broadcaster:
     def _tick(self) -> None:
         now = self._clock.seconds()
         self.ticks += 1
-        prepared = PreparedMessage(self.message(now), False, False, True)
+        prepared = PreparedMessage(self.message(self._wall()), False, False, True)
         for client in list(self.clients):
             if client.paused_since is None:
                 client.sendPreparedMessage(prepared)
