@@ -1,9 +1,10 @@
 """TLS when the kernel refuses writable+executable memory, as under systemd's
 C{MemoryDenyWriteExecute=yes}.
 
-A wrapper turns the restriction on, then execs a small Twisted server; the
-server checks the restriction holds in its own process, and a real client
-handshakes with it over loopback.  Two ways to impose it, both tried:
+A wrapper turns the restriction on, then execs a small twisted.web site on
+pistatsd's C{tls_endpoint}; the server checks the restriction holds in its
+own process, and a real client fetches a page from it over loopback.  Two
+ways to impose it, both tried:
 
  - C{mdwe}: the kernel's C{prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)}
    (Linux 6.3 and later; kept across C{execve});
@@ -153,7 +154,7 @@ def _serve() -> None:
             sys.exit(NOT_RESTRICTED)
         _serve_pistatsd(state_dir)
         return
-    from pistatsd.tls import ensure_self_signed
+    from pistatsd.certificates import ensure_self_signed
 
     material = ensure_self_signed(state_dir)
     protocols = {"acceptableProtocols": [b"http/1.1"]} if what == "twisted-alpn" else {}
@@ -227,8 +228,8 @@ def _require(mechanism: str) -> None:
 
 
 def _twisted_installs_alpn_callback() -> bool:
-    """Whether Twisted sets an ALPN callback on contexts when not asked to (it does
-    since 25.5), checked on a context class that records the call."""
+    """Whether Twisted sets an ALPN callback on contexts when not asked to (releases
+    after 25.5 do), checked on a context class that records the call."""
     calls: list[object] = []
 
     class Recording(SSL.Context):
