@@ -1,8 +1,9 @@
 """TLS endpoints: HTTPS and WSS on every C{--tls} string.
 
-An C{ssl:} string is built here rather than by Twisted's own C{ssl:} parser, so
-that every TLS port gets the same policy (TLS 1.2 or newer, forward-secret AEAD
-ciphers, no renegotiation) and the same key material:
+An C{ssl:} string is read with Twisted's endpoint grammar and Twisted's C{ssl:}
+parameters, and served with Twisted's L{CertificateOptions}; pistatsd adds
+the same policy on every TLS port (L{CIPHERS}, no renegotiation) and chooses
+the key material:
 
  1. the C{privateKey=}/C{certKey=} files the string names, if any;
  2. else C{--key}/C{--cert};
@@ -13,50 +14,42 @@ Any other endpoint type (C{tcp:}, C{unix:}, or a plugin such as C{txsni:} or
 C{le:}) is handed to L{serverFromString} unchanged: a custom TLS wrapper is
 welcome, and brings its own certificates.
 
-Problems with the key material (missing or unreadable files, a key that does
-not belong to its certificate, an encrypted key) raise
-L{pistatsd.config.ConfigError} with one line naming the option, so
+Problems with the key material (L{pistatsd.certificates}: missing or
+unreadable files, a key that does not belong to its certificate, an
+encrypted key) raise L{pistatsd.config.ConfigError} with one line naming the
+option, so
 L{check_tls} can run with the other option validators and stop start-up
 before twistd daemonises.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import fcntl
-import ipaddress
-import os
-import secrets
-import socket
-import tempfile
-from typing import Any
 
-from attrs import evolve, frozen
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from attrs import frozen
 from OpenSSL import SSL
-from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
-from twisted.internet.interfaces import (
-    IOpenSSLContextFactory,
-    IOpenSSLServerConnectionCreator,
-    IStreamServerEndpoint,
+from twisted.internet.endpoints import SSL4ServerEndpoint, _parse, serverFromString
+from twisted.internet.interfaces import IReactorSSL, IStreamServerEndpoint
+from twisted.internet.ssl import (
+    AcceptableCiphers,
+    CertificateOptions,
+    DiffieHellmanParameters,
+    TLSVersion,
 )
 from twisted.logger import Logger
-from zope.interface import implementer
+from twisted.python.filepath import FilePath
 
+from pistatsd.certificates import (
+    KeyMaterial,
+    certificate_names,
+    ensure_self_signed,
+    load_key_material,
+    read,
+)
 from pistatsd.config import Config, ConfigError
 from pistatsd.listening import StartupFailed
 
 _log = Logger()
-
-#: How long a generated certificate is valid.  Nobody rotates the certificate
-#: of a Raspberry Pi in a cupboard; ten years outlives the SD card.
-SELF_SIGNED_DAYS = 3650
 
 #: Mozilla's "intermediate" TLS 1.2 suites: forward secrecy and AEAD only.
 #: (TLS 1.3 suites are all fine and are not affected by this list.)
@@ -70,7 +63,7 @@ CIPHERS = (
 #: Endpoint types that are plain text: given to C{--tls}, they serve HTTP.
 _PLAINTEXT = frozenset({"tcp", "tcp6", "unix", "systemd", "stdio"})
 
-#: Twisted's C{ssl:} parameters, in positional order (after the type).
+#: Twisted's C{ssl:} parameters, in its positional order (after the type).
 _SSL_PARAMETERS = (
     "port",
     "privateKey",
@@ -94,28 +87,8 @@ class TLSStartupError(StartupFailed, ConfigError):
 
 
 @frozen
-class KeyMaterial:
-    """A private key, the certificate it belongs to, and the chain sent with it.
-
-    @ivar generated: True for the self-signed certificate pistatsd made itself.
-    """
-
-    key: CertificateIssuerPrivateKeyTypes
-    certificate: x509.Certificate
-    chain: tuple[x509.Certificate, ...]
-    key_path: str
-    cert_path: str
-    generated: bool = False
-
-    @property
-    def fingerprint(self) -> str:
-        """The certificate's SHA-256 fingerprint, as browsers and C{openssl x509} show it."""
-        return fingerprint(self.certificate)
-
-
-@frozen
 class SSLDescription:
-    """The parts of an C{ssl:} endpoint string, parsed with Twisted's grammar."""
+    """The parameters of an C{ssl:} endpoint string that pistatsd uses."""
 
     port: int
     interface: str = ""
@@ -126,60 +99,30 @@ class SSLDescription:
     dh_parameters: str | None = None
 
 
-def fingerprint(certificate: x509.Certificate) -> str:
-    """SHA-256 of the DER certificate, as colon-separated upper-case hex."""
-    return certificate.fingerprint(hashes.SHA256()).hex(":").upper()
+def _split(description: str) -> tuple[list[str], dict[str, str]]:
+    """Positional and keyword parameters of an endpoint string, by Twisted's grammar.
 
-
-def split_endpoint(description: str) -> tuple[list[str], dict[str, str]]:
-    """Split an endpoint string the way L{serverFromString} does.
-
-    Parameters are separated by C{:}; C{name=value} is a keyword parameter
-    (only the first C{=} counts); a backslash escapes the next character, so
-    C{interface=\\:\\:1} is an IPv6 address.  The first positional value is the
-    endpoint type.
-
-    @raise ValueError: on a trailing backslash.
+    Twisted's C{_parse} is private, but it is the tokeniser L{serverFromString}
+    itself runs, so C{ssl:} strings mean here what they mean to every Twisted
+    program (C{:} separates, a backslash escapes, C{name=value} is a keyword).
+    L{serverFromString} cannot do the job for C{ssl:}: it reads the key
+    files itself (C{server.pem} in the current directory when the string
+    names none), keeps only the first certificate of a bundle, builds its own
+    default options, and hides the port and interface in the endpoint it
+    returns.  The built-in C{ssl:} parser also wins over any plugin, so a
+    plugin cannot claim the prefix.  The tests pin the grammar.
     """
-    args: list[str] = []
-    kwargs: dict[str, str] = {}
-    parts: list[str] = []
-    current = ""
-    escaped = False
-    for char in description:
-        if escaped:
-            current += char
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif char == ":":
-            parts.append(current)
-            _add_parameter(parts, args, kwargs)
-            parts, current = [], ""
-        elif char == "=" and not parts:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    if escaped:
-        raise ValueError("trailing backslash")
-    parts.append(current)
-    _add_parameter(parts, args, kwargs)
-    return args, kwargs
-
-
-def _add_parameter(parts: list[str], args: list[str], kwargs: dict[str, str]) -> None:
-    if len(parts) == 1:
-        args.append(parts[0])
-    else:
-        kwargs[parts[0]] = parts[1]
+    try:
+        return _parse(description)
+    except RuntimeError:  # its tokeniser runs past the end after a backslash
+        raise ConfigError("trailing backslash") from None
 
 
 def endpoint_type(description: str) -> str:
-    """The endpoint type of a description (C{ssl}, C{tcp}, ...)."""
+    """The endpoint type of a description (C{ssl}, C{tcp}, ...), or "" when there is none."""
     try:
-        args, _ = split_endpoint(description)
-    except ValueError:
+        args, _ = _split(description)
+    except ConfigError:
         return ""
     return args[0] if args else ""
 
@@ -190,16 +133,12 @@ def parse_ssl(description: str) -> SSLDescription:
     @raise ConfigError: on an unknown, repeated or malformed parameter (the
         message does not name the option; callers add it).
     """
-    try:
-        args, kwargs = split_endpoint(description)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    args, kwargs = _split(description)
     if not args or args[0] != "ssl":
         raise ConfigError("not an ssl: endpoint")
-    positional = args[1:]
-    if len(positional) > len(_SSL_PARAMETERS):
+    if len(args) - 1 > len(_SSL_PARAMETERS):
         raise ConfigError("too many parameters")
-    values: dict[str, str] = dict(zip(_SSL_PARAMETERS, positional, strict=False))
+    values = dict(zip(_SSL_PARAMETERS, args[1:], strict=False))
     for name, value in kwargs.items():
         if name not in _SSL_PARAMETERS:
             raise ConfigError(f"unknown parameter {name!r}")
@@ -210,16 +149,10 @@ def parse_ssl(description: str) -> SSLDescription:
         raise ConfigError("sslmethod is not supported: pistatsd always negotiates TLS 1.2 or newer")
     if "port" not in values:
         raise ConfigError("no port number")
-    try:
-        port = int(values["port"])
-    except ValueError:
-        raise ConfigError(f"invalid port {values['port']!r}") from None
+    port = _integer(values["port"], "port")
     if not 0 <= port <= 65535:
         raise ConfigError(f"port {port} is out of range")
-    try:
-        backlog = int(values.get("backlog", "50"))
-    except ValueError:
-        raise ConfigError(f"invalid backlog {values['backlog']!r}") from None
+    backlog = _integer(values.get("backlog", "50"), "backlog")
     if backlog < 1:
         raise ConfigError(f"backlog {backlog} must be positive")
     return SSLDescription(
@@ -233,265 +166,11 @@ def parse_ssl(description: str) -> SSLDescription:
     )
 
 
-def _read(path: str, what: str) -> bytes:
+def _integer(text: str, what: str) -> int:
     try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from None
-
-
-def _load_certificates(path: str, what: str) -> list[x509.Certificate]:
-    data = _read(path, what)
-    try:
-        certificates = x509.load_pem_x509_certificates(data)
+        return int(text)
     except ValueError:
-        certificates = []
-    if not certificates:
-        raise ConfigError(f"{what} {path} holds no PEM certificate")
-    return certificates
-
-
-def load_key_material(key_path: str, cert_path: str, chain_path: str | None = None) -> KeyMaterial:
-    """Load and check a PEM private key and certificate (the same file may hold both).
-
-    The certificate file may hold the whole chain (Let's Encrypt's
-    C{fullchain.pem}): the first certificate is the server's, the others are
-    sent along with it.
-
-    @raise ConfigError: when a file is missing or unreadable, holds no usable
-        PEM data, the key is encrypted, or the key does not match the certificate.
-    """
-    key_pem = _read(key_path, "key")
-    certificates = _load_certificates(cert_path, "certificate")
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except TypeError:
-        raise ConfigError(
-            f"key {key_path} is protected by a passphrase; "
-            "give pistatsd an unencrypted key file (mode 0600)"
-        ) from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise ConfigError(f"key {key_path} holds no usable PEM private key") from None
-    if not isinstance(key, CertificateIssuerPrivateKeyTypes):
-        raise ConfigError(f"key {key_path}: unsupported key type {type(key).__name__}")
-    leaf, chain = certificates[0], certificates[1:]
-    if _public_bytes(key.public_key()) != _public_bytes(leaf.public_key()):
-        raise ConfigError(f"key {key_path} does not match certificate {cert_path}")
-    if chain_path is not None:
-        chain += _load_certificates(chain_path, "certificate chain")
-    return KeyMaterial(
-        key=key,
-        certificate=leaf,
-        chain=tuple(chain),
-        key_path=key_path,
-        cert_path=cert_path,
-    )
-
-
-def _public_bytes(public_key: Any) -> bytes:
-    return public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def self_signed_paths(state_dir: str) -> tuple[str, str]:
-    """Where the generated key and certificate live: C{<state_dir>/tls/key.pem, cert.pem}."""
-    directory = os.path.join(state_dir, "tls")
-    return os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
-
-
-def subject_alternative_names(hostname: str) -> list[x509.GeneralName]:
-    """The names a generated certificate is valid for.
-
-    The hostname, C{<hostname>.local} (how Raspberry Pis are reached over
-    mDNS) when the hostname has no dot, C{localhost}, C{127.0.0.1} and C{::1}.
-    """
-    names: list[str] = []
-    hostname = hostname.strip().rstrip(".").lower()
-    if hostname and hostname.isascii() and _not_an_address(hostname):
-        names.append(hostname)
-        if "." not in hostname and hostname != "localhost":
-            names.append(hostname + ".local")
-    if "localhost" not in names:
-        names.append("localhost")
-    general: list[x509.GeneralName] = [x509.DNSName(name) for name in names]
-    general += [
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
-    return general
-
-
-def _not_an_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return True
-    return False
-
-
-def generate_self_signed(
-    hostname: str, now: datetime.datetime | None = None
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A fresh EC P-256 key and a self-signed certificate for it.
-
-    P-256 rather than RSA: a handshake costs a Raspberry Pi a fraction of the
-    CPU, and every TLS client of the last decade accepts it.  The validity
-    starts a day early, for clients whose clocks run behind (a Pi without a
-    real-time clock, before NTP catches up).
-    """
-    if now is None:
-        now = datetime.datetime.now(datetime.UTC)
-    key = ec.generate_private_key(ec.SECP256R1())
-    common_name = (hostname.strip().rstrip(".") or "localhost")[:64]
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "pistatsd self-signed"),
-        ]
-    )
-    public = key.public_key()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=SELF_SIGNED_DAYS))
-        .add_extension(x509.SubjectAlternativeName(subject_alternative_names(hostname)), False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, certificate
-
-
-def ensure_self_signed(
-    state_dir: str, hostname: str | None = None, now: datetime.datetime | None = None
-) -> KeyMaterial:
-    """The generated key and certificate, made first if they are missing or expired.
-
-    Files: C{<state_dir>/tls/key.pem} (mode 0600) and C{cert.pem}, in a 0700
-    directory, each written to a temporary file, synced and renamed, so a
-    power cut leaves either the old pair or the new one.  A lock keeps two
-    processes sharing the state directory from interleaving their pairs.
-
-    @raise ConfigError: when the directory or files cannot be created, or the
-        existing pair is unusable (it is never silently overwritten).
-    """
-    if now is None:
-        now = datetime.datetime.now(datetime.UTC)
-    key_path, cert_path = self_signed_paths(state_dir)
-    directory = os.path.dirname(key_path)
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        if os.stat(directory).st_mode & 0o077:
-            os.chmod(directory, 0o700)
-        lock = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as e:
-        raise ConfigError(
-            f"cannot create {directory} for the generated certificate: {e.strerror or e}"
-        ) from None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(key_path) and os.path.exists(cert_path):
-            try:
-                material = load_key_material(key_path, cert_path)
-            except ConfigError as e:
-                raise ConfigError(
-                    f"generated certificate unusable ({e}); remove {directory} to make a new one"
-                ) from None
-            if material.certificate.not_valid_after_utc > now:
-                return evolve(material, generated=True)
-            _log.warn(
-                "Generated certificate {cert_path} expired on {not_after}; making a new one",
-                cert_path=cert_path,
-                not_after=material.certificate.not_valid_after_utc.isoformat(),
-            )
-        key, certificate = generate_self_signed(hostname or socket.gethostname(), now)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        try:
-            # Old certificate out, then the key, then the certificate: a crash
-            # anywhere leaves no certificate, so the next start makes a whole
-            # new pair instead of finding a key that does not match.
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(cert_path)
-            _write_atomically(key_path, key_pem, 0o600)
-            cert_pem = certificate.public_bytes(serialization.Encoding.PEM)
-            _write_atomically(cert_path, cert_pem, 0o644)
-        except OSError as e:
-            raise ConfigError(
-                f"cannot write the generated certificate to {directory}: {e.strerror or e}"
-            ) from None
-        _log.info(
-            "Generated a self-signed certificate {cert_path} for {names}",
-            cert_path=cert_path,
-            names=", ".join(_names(certificate)),
-        )
-        return KeyMaterial(
-            key=key,
-            certificate=certificate,
-            chain=(),
-            key_path=key_path,
-            cert_path=cert_path,
-            generated=True,
-        )
-    finally:
-        os.close(lock)
-
-
-def _names(certificate: x509.Certificate) -> list[str]:
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return []
-    return [str(name.value) for name in san.value]
-
-
-def _write_atomically(path: str, data: bytes, mode: int) -> None:
-    """Write C{data} to C{path} via a synced temporary file and a rename."""
-    directory, name = os.path.split(path)
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        raise ConfigError(f"invalid {what} {text!r}") from None
 
 
 def key_material(ssl: SSLDescription, config: Config) -> KeyMaterial:
@@ -502,117 +181,140 @@ def key_material(ssl: SSLDescription, config: Config) -> KeyMaterial:
     (Twisted's C{privateKey=} convention).
     """
     if ssl.private_key or ssl.cert_key:
-        key_path = ssl.private_key or ssl.cert_key
-        cert_path = ssl.cert_key or ssl.private_key
+        key_path, cert_path = ssl.private_key or ssl.cert_key, ssl.cert_key or ssl.private_key
     elif config.key or config.cert:
-        key_path = config.key or config.cert
-        cert_path = config.cert or config.key
+        key_path, cert_path = config.key or config.cert, config.cert or config.key
+    elif ssl.extra_cert_chain is not None:
+        raise ConfigError("extraCertChain needs a certificate (--cert or certKey=)")
     else:
-        material = ensure_self_signed(config.state_dir)
-        if ssl.extra_cert_chain is not None:
-            raise ConfigError("extraCertChain needs a certificate (--cert or certKey=)")
-        return material
+        return ensure_self_signed(config.state_dir)
     assert key_path is not None and cert_path is not None
     return load_key_material(key_path, cert_path, ssl.extra_cert_chain)
 
 
-@implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory)
-class ServerTLSPolicy:
-    """The TLS policy of every pistatsd C{ssl:} port, around one key and certificate.
+class _ServerContext(SSL.Context):
+    """The OpenSSL context L{server_options} has Twisted make: no renegotiation, no ALPN.
 
-    TLS 1.2 minimum (1.3 when the client has it), forward-secret AEAD ciphers
-    (L{CIPHERS}), no compression, no renegotiation, no session tickets (a
-    ticket key living for months would undo forward secrecy), small buffers
-    on idle connections -- Twisted's C{CertificateOptions} choices, minus
-    its ALPN callback.
+    Renegotiation is refused where the context is made, not on the one
+    C{getContext} caches: so it holds for every context Twisted makes from
+    the options, cached or not (Twisted calls the cache deprecated), and
+    Twisted's own C{set_options} afterwards only adds flags.
 
-    Why not C{CertificateOptions} itself: it always installs an ALPN
-    selection callback, and pyOpenSSL's callbacks need writable and
+    Twisted releases after 25.5 install an ALPN selection callback on every
+    context, asked for or not.  pyOpenSSL's callbacks live in writable and
     executable memory (cffi), which systemd's C{MemoryDenyWriteExecute=yes}
-    forbids: the first handshake would fail.  This context has no callbacks.
-
-    The context is built once, when the policy is made, so a problem shows at
-    start-up rather than at the first handshake.
-
-    @ivar material: the key and certificate served.
+    forbids: making the context would raise C{MemoryError}.  pistatsd offers
+    no protocol to negotiate (HTTP/1.1 only), so the callback could only
+    ever answer "none"; without it OpenSSL ignores the client's ALPN offer,
+    which comes to the same.  (Twisted 25.5 and older probe ALPN on a fresh
+    context of their own at each connection to a web site instead, which no
+    context here can prevent.)  C{tests/test_tls_mdwe.py} shows both under
+    real write-xor-execute.
     """
 
-    def __init__(self, material: KeyMaterial, dh_parameters: str | None = None) -> None:
-        self.material = material
-        context = SSL.Context(SSL.TLS_METHOD)
+    def __init__(self, method: int) -> None:
+        super().__init__(method)
+        self.set_options(SSL.OP_NO_RENEGOTIATION)
+
+    def set_alpn_select_callback(self, callback: object) -> None:
+        """Install nothing: there is no application protocol to select."""
+
+
+class _ServerOptions(CertificateOptions):
+    """L{CertificateOptions} whose contexts are L{_ServerContext}s."""
+
+    _contextFactory = _ServerContext
+
+
+def server_options(material: KeyMaterial, dh_parameters: str | None = None) -> CertificateOptions:
+    """The TLS options of every pistatsd C{ssl:} port, around one key and certificate.
+
+    Twisted's L{CertificateOptions} already gives TLS 1.2 minimum
+    (C{raiseMinimumTo} says so even if its default changes), no compression,
+    server cipher preference, single-use (EC)DH keys, no session tickets (a
+    ticket key living for months would undo forward secrecy), no session
+    cache and small buffers on idle connections; pistatsd adds L{CIPHERS}
+    and L{_ServerContext}.
+
+    The context is made now, so a problem shows at start-up rather than at
+    the first handshake.
+
+    @raise ConfigError: when OpenSSL refuses the key, certificate or
+        Diffie-Hellman parameters.
+    """
+    dh = None
+    if dh_parameters is not None:
+        read(dh_parameters, "Diffie-Hellman parameters")  # a missing file, said plainly
         try:
-            context.set_min_proto_version(SSL.TLS1_2_VERSION)
-            context.set_options(
-                SSL.OP_NO_COMPRESSION
-                | SSL.OP_CIPHER_SERVER_PREFERENCE
-                | SSL.OP_NO_RENEGOTIATION
-                | SSL.OP_NO_TICKET
-                | SSL.OP_SINGLE_DH_USE
-                | SSL.OP_SINGLE_ECDH_USE
-            )
-            context.set_mode(SSL.MODE_RELEASE_BUFFERS)
-            context.use_certificate(material.certificate)
-            context.use_privatekey(material.key)
-            for certificate in material.chain:
-                context.add_extra_chain_cert(certificate)
-            context.check_privatekey()
-            context.set_cipher_list(CIPHERS.encode("ascii"))
-            context.set_session_id(secrets.token_hex(7).encode("ascii"))
-            context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            SSL.Context(SSL.TLS_METHOD).load_tmp_dh(dh_parameters)
         except SSL.Error as e:
-            raise ConfigError(f"OpenSSL refused the key or certificate: {e}") from None
-        if dh_parameters is not None:
-            _read(dh_parameters, "Diffie-Hellman parameters")
-            try:
-                context.load_tmp_dh(dh_parameters.encode())
-            except SSL.Error as e:
-                raise ConfigError(f"bad Diffie-Hellman parameters {dh_parameters}: {e}") from None
-        self._context = context
+            raise ConfigError(f"bad Diffie-Hellman parameters {dh_parameters}: {e}") from None
+        dh = DiffieHellmanParameters.fromFile(FilePath(dh_parameters))
+    try:
+        options = _ServerOptions(
+            # cryptography objects, which pyOpenSSL takes in place of its own
+            # (deprecated) ones: CertificateOptions only hands them on.
+            privateKey=material.key,  # type: ignore[arg-type]
+            certificate=material.certificate,  # type: ignore[arg-type]
+            extraCertChain=list(material.chain),  # type: ignore[arg-type]
+            acceptableCiphers=AcceptableCiphers.fromOpenSSLCipherString(CIPHERS),
+            raiseMinimumTo=TLSVersion.TLSv1_2,
+            dhParameters=dh,
+        )
+        options.getContext()
+    except (SSL.Error, ValueError) as e:
+        raise ConfigError(f"OpenSSL refused the key, certificate or parameters: {e}") from None
+    return options
 
-    def getContext(self) -> SSL.Context:
-        """The shared OpenSSL context (L{IOpenSSLContextFactory})."""
-        return self._context
 
-    def serverConnectionForTLS(self, tlsProtocol: Any) -> SSL.Connection:
-        """A server connection for one TLS client (L{IOpenSSLServerConnectionCreator})."""
-        return SSL.Connection(self._context, None)
+def _build(
+    reactor: IReactorSSL, description: str, config: Config
+) -> tuple[IStreamServerEndpoint, KeyMaterial | None]:
+    """The endpoint for one C{--tls} string, and the key material of an C{ssl:} one.
+
+    @raise ConfigError: without the option's name.
+    """
+    if endpoint_type(description) != "ssl":
+        try:
+            return serverFromString(reactor, description), None
+        except Exception as e:
+            raise ConfigError(str(e)) from None
+    ssl = parse_ssl(description)
+    material = key_material(ssl, config)
+    options = server_options(material, ssl.dh_parameters)
+    endpoint = SSL4ServerEndpoint(
+        reactor, ssl.port, options, backlog=ssl.backlog, interface=ssl.interface
+    )
+    return endpoint, material
 
 
-def tls_endpoint(reactor: Any, description: str, config: Config) -> IStreamServerEndpoint:
+def tls_endpoint(reactor: IReactorSSL, description: str, config: Config) -> IStreamServerEndpoint:
     """The listening endpoint for one C{--tls} string.
 
-    C{ssl:} strings get pistatsd's TLS policy and key material (see the module
-    docstring), keeping the string's port, C{interface=} and C{backlog=}; the
-    certificate's SHA-256 fingerprint is logged, so a user can check what a
-    browser shows.  Other endpoint types are passed to L{serverFromString}
-    unchanged.
+    C{ssl:} strings get pistatsd's TLS options and key material (see the
+    module docstring), keeping the string's port, C{interface=} and
+    C{backlog=}; the certificate's SHA-256 fingerprint is logged, so a user
+    can check what a browser shows.  Other endpoint types are passed to
+    L{serverFromString} unchanged.
 
     @raise TLSStartupError: (a L{ConfigError}) one line naming C{--tls} and
         the problem.
     """
     kind = endpoint_type(description)
-    if kind != "ssl":
-        if kind in _PLAINTEXT:
-            _log.warn(
-                "--tls {description}: a {kind}: endpoint is plain text; "
-                "it serves HTTP, not HTTPS (use ssl: or a TLS endpoint plugin)",
-                description=description,
-                kind=kind,
-            )
-        try:
-            return serverFromString(reactor, description)
-        except Exception as e:
-            raise TLSStartupError(f"--tls {description}: {e}") from None
+    if kind in _PLAINTEXT:
+        _log.warn(
+            "--tls {description}: a {kind}: endpoint is plain text; "
+            "it serves HTTP, not HTTPS (use ssl: or a TLS endpoint plugin)",
+            description=description,
+            kind=kind,
+        )
     try:
-        ssl = parse_ssl(description)
-        material = key_material(ssl, config)
-        policy = ServerTLSPolicy(material, ssl.dh_parameters)
+        endpoint, material = _build(reactor, description, config)
     except ConfigError as e:
         raise TLSStartupError(f"--tls {description}: {e}") from None
-    _log_certificate(description, material)
-    return SSL4ServerEndpoint(
-        reactor, ssl.port, policy, backlog=ssl.backlog, interface=ssl.interface
-    )
+    if material is not None:
+        _log_certificate(description, material)
+    return endpoint
 
 
 def _log_certificate(description: str, material: KeyMaterial) -> None:
@@ -624,7 +326,7 @@ def _log_certificate(description: str, material: KeyMaterial) -> None:
         origin="self-signed" if material.generated else "the",
         cert_path=material.cert_path,
         key_path=material.key_path,
-        names=", ".join(_names(material.certificate)) or "(no names)",
+        names=", ".join(certificate_names(material.certificate)) or "(no names)",
         not_after=not_after.date().isoformat(),
         fingerprint=material.fingerprint,
         generated=material.generated,
@@ -646,27 +348,17 @@ def check_tls(config: Config) -> None:
     certificate stops start-up on the terminal with one line.  Makes the
     self-signed certificate if an C{ssl:} port needs it (so a state directory
     that cannot be written is reported here too).  C{--cert}/C{--key} are
-    checked even when no C{ssl:} port uses them.
+    checked even when no C{ssl:} port uses them (when one does, its error
+    names the C{--tls} string first).
     """
     from twisted.internet import reactor
 
-    uses_options = False
     for description in config.tls:
-        if endpoint_type(description) != "ssl":
-            try:
-                serverFromString(reactor, description)
-            except Exception as e:
-                raise ConfigError(f"--tls {description}: {e}") from None
-            continue
         try:
-            ssl = parse_ssl(description)
-            if not (ssl.private_key or ssl.cert_key):
-                uses_options = True
-            material = key_material(ssl, config)
-            ServerTLSPolicy(material, ssl.dh_parameters)
+            _build(reactor, description, config)
         except ConfigError as e:
             raise ConfigError(f"--tls {description}: {e}") from None
-    if (config.cert or config.key) and not uses_options:
+    if config.cert or config.key:
         key_path = config.key or config.cert
         cert_path = config.cert or config.key
         assert key_path is not None and cert_path is not None

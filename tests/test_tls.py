@@ -11,32 +11,33 @@ import re
 import socket
 import ssl
 import stat
+from collections.abc import Callable
 
 import pytest
 import service_identity
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-from twisted.internet.endpoints import TCP4ServerEndpoint
+from OpenSSL import SSL
+from twisted.internet.endpoints import TCP4ServerEndpoint, quoteStringArgument, serverFromString
 from twisted.internet.protocol import Factory
+from twisted.internet.ssl import CertificateOptions
 from twisted.internet.testing import MemoryReactor
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
-from pistatsd.config import Config, ConfigError
-from pistatsd.tls import (
+from pistatsd.certificates import (
     SELF_SIGNED_DAYS,
-    check_tls,
+    KeyMaterial,
     ensure_self_signed,
     fingerprint,
     generate_self_signed,
     load_key_material,
-    parse_ssl,
     self_signed_paths,
-    split_endpoint,
-    tls_endpoint,
 )
+from pistatsd.config import Config, ConfigError
+from pistatsd.tls import SSLDescription, check_tls, parse_ssl, server_options, tls_endpoint
 from tests.daemon import Daemon, free_port, run_twistd
 
 UTC = datetime.UTC
@@ -137,11 +138,6 @@ def write(path: str, data: bytes) -> str:
 class EndpointStringTests(SynchronousTestCase):
     """C{ssl:} strings are read with Twisted's grammar, keeping port, interface, backlog."""
 
-    def test_escapes_and_keywords(self):
-        args, kwargs = split_endpoint(r"ssl:8443:interface=\:\:1:backlog=7:x=a=b")
-        self.assertEqual(args, ["ssl", "8443"])
-        self.assertEqual(kwargs, {"interface": "::1", "backlog": "7", "x": "a=b"})
-
     def test_parse_ssl(self):
         parsed = parse_ssl(r"ssl:port=8443:interface=\:\:1:backlog=7")
         self.assertEqual((parsed.port, parsed.interface, parsed.backlog), (8443, "::1", 7))
@@ -150,6 +146,46 @@ class EndpointStringTests(SynchronousTestCase):
     def test_positional_private_key(self):
         parsed = parse_ssl("ssl:8443:server.pem")
         self.assertEqual((parsed.port, parsed.private_key), (8443, "server.pem"))
+
+    def test_forms_users_write(self):
+        for description, expected in [
+            ("ssl:8443", SSLDescription(8443)),
+            (r"ssl:port=8443:interface=\:\:1", SSLDescription(8443, interface="::1")),
+            (
+                "ssl:8443:privateKey=k.pem:certKey=c.pem",
+                SSLDescription(8443, private_key="k.pem", cert_key="c.pem"),
+            ),
+            (
+                "ssl:8443:extraCertChain=chain.pem",
+                SSLDescription(8443, extra_cert_chain="chain.pem"),
+            ),
+            (
+                r"ssl:8443:privateKey=C\:/keys/k\\1.pem",
+                SSLDescription(8443, private_key="C:/keys/k\\1.pem"),
+            ),
+            ("ssl:8443:dhParameters=dh.pem", SSLDescription(8443, dh_parameters="dh.pem")),
+        ]:
+            self.assertEqual(parse_ssl(description), expected, description)
+
+    def test_same_reading_as_twisted(self):
+        """Twisted's own C{ssl:} parser finds the same port, interface, backlog and
+        key file (here a name with a colon and a backslash, quoted the Twisted way)."""
+        directory = self.mktemp()
+        os.makedirs(directory)
+        key, cert = make_leaf(*make_ca())
+        combined = write(os.path.join(directory, "odd:na\\me.pem"), cert_pem(cert) + key_pem(key))
+        description = (
+            f"ssl:8443:privateKey={quoteStringArgument(combined)}:interface=\\:\\:1:backlog=7"
+        )
+        reactor = MemoryReactor()
+        serverFromString(reactor, description).listen(Factory())
+        [(port, _, options, backlog, interface)] = reactor.sslServers
+        self.assertEqual(options.certificate.to_cryptography(), cert)
+        parsed = parse_ssl(description)
+        self.assertEqual(
+            (parsed.port, parsed.backlog, parsed.interface, parsed.private_key),
+            (port, backlog, interface, combined),
+        )
 
     def test_errors(self):
         for description, reason in [
@@ -164,6 +200,162 @@ class EndpointStringTests(SynchronousTestCase):
             with self.assertRaises(ConfigError) as raised:
                 parse_ssl(description)
             self.assertIn(reason, str(raised.exception), description)
+
+
+#: RFC 7919's ffdhe2048 group: well-known Diffie-Hellman parameters.
+FFDHE2048 = b"""-----BEGIN DH PARAMETERS-----
+MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz
++8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a
+87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7
+YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi
+7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD
+ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==
+-----END DH PARAMETERS-----
+"""
+
+#: OpenSSL 3's SSL_OP_ALLOW_CLIENT_RENEGOTIATION (pyOpenSSL has no name for it).
+OP_ALLOW_CLIENT_RENEGOTIATION = 0x100
+
+
+class MemoryHandshake:
+    """A TLS handshake between two memory-BIO connections: no sockets."""
+
+    def __init__(self, server_context: SSL.Context, client_context: SSL.Context) -> None:
+        self.server = SSL.Connection(server_context, None)
+        self.server.set_accept_state()
+        self.client = SSL.Connection(client_context, None)
+        self.client.set_connect_state()
+        self.run(lambda: (_advance(self.client), _advance(self.server)))
+        if self.client.get_finished() is None:
+            raise AssertionError("the handshake did not finish")
+
+    def run(self, step: Callable[[], object]) -> None:
+        """Run C{step}, moving bytes both ways after it, until nothing moves
+        (SSL.Error when a side gives up)."""
+        for _ in range(20):
+            step()
+            if not self._pump():
+                return
+
+    def _pump(self) -> bool:
+        moved = False
+        for source, sink in ((self.client, self.server), (self.server, self.client)):
+            try:
+                data = source.bio_read(65536)
+            except SSL.WantReadError:
+                continue
+            sink.bio_write(data)
+            moved = True
+        return moved
+
+    def renegotiated(self) -> bool:
+        """Whether a renegotiation the client asks for completes (SSL.Error if refused)."""
+        assert self.client.renegotiate()
+        self.run(
+            lambda: (
+                _advance(self.client),
+                _advance(self.server, handshake=False),
+                _advance(self.client, handshake=False),
+            )
+        )
+        return self.client.total_renegotiations() == 1 and not self.client.renegotiate_pending()
+
+
+def _advance(connection: SSL.Connection, handshake: bool = True) -> None:
+    try:
+        if handshake:
+            connection.do_handshake()
+        else:
+            connection.recv(1024)
+    except SSL.WantReadError:
+        pass
+
+
+def client_tls12(ciphers: bytes | None = None) -> SSL.Context:
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.set_max_proto_version(SSL.TLS1_2_VERSION)
+    if ciphers is not None:
+        context.set_cipher_list(ciphers)
+    return context
+
+
+class ServerOptionsTests(SynchronousTestCase):
+    """The TLS options of an ssl: port, tried by handshakes in memory."""
+
+    def setUp(self):
+        self.ca_key, self.ca_cert = make_ca()
+        key, cert = make_leaf(self.ca_key, self.ca_cert)
+        self.material = KeyMaterial(key, cert, (self.ca_cert,), "key.pem", "cert.pem")
+
+    def plain_context(self) -> SSL.Context:
+        """A context with OpenSSL's defaults, to show what the options change."""
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.use_certificate(self.material.certificate)
+        context.use_privatekey(self.material.key)
+        return context
+
+    def test_twisted_options_with_pistatsd_additions(self):
+        options = server_options(self.material)
+        self.assertIsInstance(options, CertificateOptions)
+        context = options.getContext()
+        flags = context.set_options(0)  # adds nothing; returns the options set
+        for flag in ("NO_RENEGOTIATION", "NO_TICKET", "NO_COMPRESSION", "NO_TLSv1", "NO_TLSv1_1"):
+            self.assertTrue(flags & getattr(SSL, "OP_" + flag), flag)
+        self.assertEqual(context.get_session_cache_mode(), SSL.SESS_CACHE_OFF)
+
+    def test_chain_served_and_alpn_offer_ignored(self):
+        client_context = SSL.Context(SSL.TLS_METHOD)
+        client_context.set_alpn_protos([b"h2", b"http/1.1"])
+        client = MemoryHandshake(server_options(self.material).getContext(), client_context).client
+        chain = [c.to_cryptography() for c in client.get_peer_cert_chain()]
+        self.assertEqual(chain, [self.material.certificate, self.ca_cert])
+        self.assertEqual(client.get_alpn_proto_negotiated(), b"")
+
+    def test_renegotiation_refused(self):
+        # Even where OpenSSL is configured to allow client-initiated
+        # renegotiation (its default is to refuse it), ours refuses it.
+        plain = self.plain_context()
+        plain.set_options(OP_ALLOW_CLIENT_RENEGOTIATION)
+        self.assertTrue(MemoryHandshake(plain, client_tls12()).renegotiated())
+        self.assertTrue(MemoryHandshake(plain, client_tls12()).server.renegotiate())
+
+        ours = server_options(self.material).getContext()
+        ours.set_options(OP_ALLOW_CLIENT_RENEGOTIATION)
+        with self.assertRaises(SSL.Error) as raised:
+            MemoryHandshake(ours, client_tls12()).renegotiated()
+        self.assertIn("no renegotiation", str(raised.exception))
+        with self.assertRaises(SSL.Error):  # nor does it start one
+            MemoryHandshake(ours, client_tls12()).server.renegotiate()
+
+    def test_dhe_rsa_with_dh_parameters(self):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("localhost"))
+            .issuer_name(_name("localhost"))
+            .public_key(key.public_key())
+            .serial_number(1)
+            .not_valid_before(datetime.datetime(2020, 1, 1, tzinfo=UTC))
+            .not_valid_after(datetime.datetime(2100, 1, 1, tzinfo=UTC))
+            .sign(key, hashes.SHA256())
+        )
+        material = KeyMaterial(key, cert, (), "key.pem", "cert.pem")
+        options = server_options(material, write(self.mktemp(), FFDHE2048))
+        handshake = MemoryHandshake(
+            options.getContext(), client_tls12(b"DHE-RSA-AES128-GCM-SHA256")
+        )
+        self.assertEqual(handshake.client.get_cipher_name(), "DHE-RSA-AES128-GCM-SHA256")
+
+    def test_bad_dh_parameters(self):
+        missing = os.path.abspath(self.mktemp())
+        junk = write(self.mktemp(), b"not parameters")
+        for path, reason in [
+            (missing, f"cannot read Diffie-Hellman parameters {missing}: No such file"),
+            (junk, f"bad Diffie-Hellman parameters {junk}: "),
+        ]:
+            with self.assertRaises(ConfigError) as raised:
+                server_options(self.material, path)
+            self.assertIn(reason, str(raised.exception))
 
 
 class SelfSignedTests(SynchronousTestCase):
@@ -350,7 +542,7 @@ class EndpointTests(SynchronousTestCase):
         [(port, _, options, backlog, interface)] = reactor.sslServers
         self.assertEqual((port, backlog, interface), (8443, 7, "127.0.0.1"))
         material = ensure_self_signed(self.state)
-        self.assertEqual(options.material.certificate, material.certificate)
+        self.assertEqual(options.certificate, material.certificate)
         [logged] = [e for e in events if "fingerprint" in e]
         self.assertEqual(logged["fingerprint"], material.fingerprint)
         self.assertTrue(logged["generated"])
@@ -363,7 +555,7 @@ class EndpointTests(SynchronousTestCase):
         config = Config(state_dir=self.state, cert="/nonexistent", key="/nonexistent")
         reactor = MemoryReactor()
         tls_endpoint(reactor, f"ssl:0:privateKey={combined}", config).listen(Factory())
-        self.assertEqual(reactor.sslServers[0][2].material.certificate, cert)
+        self.assertEqual(reactor.sslServers[0][2].certificate, cert)
         self.assertFalse(os.path.exists(self.state), "no certificate generated")
 
     def test_other_types_pass_through(self):

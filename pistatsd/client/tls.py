@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 from attrs import frozen
-from OpenSSL import SSL
+from cryptography import x509
+from OpenSSL import SSL, crypto
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import (
@@ -22,9 +22,6 @@ from zope.interface import implementer
 if TYPE_CHECKING:  # not re-exported by twisted.internet.ssl
     from twisted.internet._sslverify import IOpenSSLTrustRoot
 
-_PEM_CERTIFICATE = re.compile(
-    rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
-)
 _MINIMUM = TLSVersion.TLSv1_2
 
 
@@ -35,14 +32,15 @@ def load_cafile(data: bytes, name: str) -> IOpenSSLTrustRoot:
     a wrong path or a private key given by mistake is a usage error, not a
     confusing handshake failure later.
     """
-    blocks = _PEM_CERTIFICATE.findall(data)
-    if not blocks:
-        raise ValueError(f"--cafile {name}: no PEM certificate in the file")
     try:
-        certificates = [Certificate.loadPEM(block) for block in blocks]
-    except SSL.Error as e:
+        certificates = x509.load_pem_x509_certificates(data)
+    except ValueError as e:
+        if b"-----BEGIN CERTIFICATE-----" not in data:
+            raise ValueError(f"--cafile {name}: no PEM certificate in the file") from None
         raise ValueError(f"--cafile {name}: unreadable certificate ({e})") from None
-    return trustRootFromCertificates(certificates)
+    return trustRootFromCertificates(
+        [Certificate(crypto.X509.from_cryptography(c)) for c in certificates]
+    )
 
 
 @implementer(IOpenSSLClientConnectionCreator)
