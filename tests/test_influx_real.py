@@ -116,6 +116,8 @@ def test_request_counts_arrive(influxd, daemon, tmp_path: Path) -> None:
     wait_for_requests(server, client.made, d)
     assert d.stop() == 0
     assert not (tmp_path / "state" / "influx-spool.lp").exists()
+    # The reporter's connections open and close without a log line each.
+    assert "HTTP11ClientFactory" not in d.text(), d.text()
 
 
 def test_an_influxd_outage_loses_nothing(influxd, daemon, tmp_path: Path) -> None:

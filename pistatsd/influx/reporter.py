@@ -34,12 +34,11 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import IPolicyForHTTPS
 
 from pistatsd.influx.backlog import Backlog, Batch, Drops
 from pistatsd.influx.backoff import Backoff
-from pistatsd.influx.connection import build_client
+from pistatsd.influx.connection import QuietConnectionPool, build_client
 from pistatsd.influx.health import Health, HealthValue
 from pistatsd.influx.lineprotocol import Point, timestamp_of
 from pistatsd.influx.spool import Spool
@@ -137,7 +136,7 @@ class InfluxReporter(Service):
         self._database_ready = not self._create_database
 
         self._loop: LoopingCall | None = None
-        self._pool: HTTPConnectionPool | None = None
+        self._pool: QuietConnectionPool | None = None
         self._job: Batch | None = None
         self._request: Deferred[None] | None = None
         self._retry: IDelayedCall | None = None
