@@ -1,5 +1,10 @@
 """How InfluxDB is doing, as the reporter sees it: for C{/health}, and for the log.
 
+A failed attempt is remembered twice: as C{last_error}, the current
+problem, which a successful write clears; and as C{last_failure} with
+C{last_failure_time}, which stay after recovery so that whoever looks at
+C{/health} after an outage can still see what went wrong and when.
+
 Problems are logged once per episode: one line when a problem starts (or
 changes kind), one when InfluxDB accepts writes again, never one per attempt.
 """
@@ -23,12 +28,16 @@ class Health:
 
     @ivar url: the InfluxDB URL (without credentials), for log lines.
     @ivar last_success: when a write last succeeded (epoch seconds), or None.
-    @ivar last_error: the most recent failure; it stays after recovery.
+    @ivar last_error: the current problem, or None while writes succeed.
+    @ivar last_failure: the most recent failure's message, kept after recovery.
+    @ivar last_failure_time: when it happened (epoch seconds), or None.
     """
 
     url: str
     last_success: float | None = None
     last_error: str | None = None
+    last_failure: str | None = None
+    last_failure_time: float | None = None
     _problem: str | None = field(default=None, init=False)
     _attempts: int = field(default=0, init=False)
     _rejected: int = field(default=0, init=False)
@@ -46,7 +55,9 @@ class Health:
         - C{enabled}: always true (there is no object without C{--influx});
         - C{url}, C{api}: where it writes (C{"v1"} or C{"v2"});
         - C{last_success}: when a write last succeeded (epoch seconds), or null;
-        - C{last_error}: the most recent failure (compare with C{last_success});
+        - C{last_error}: the current problem, or null once a write succeeds;
+        - C{last_failure}, C{last_failure_time}: the most recent failure and
+          when it happened; they stay after recovery;
         - C{queued}, C{spooled}: points waiting in memory and in the spool;
         - C{dropped}: points lost for any reason (C{/metrics} has the breakdown);
         - C{retrying}: whether the last attempt failed and a retry is due.
@@ -57,6 +68,8 @@ class Health:
             "api": api,
             "last_success": self.last_success,
             "last_error": self.last_error,
+            "last_failure": self.last_failure,
+            "last_failure_time": self.last_failure_time,
             "queued": queued,
             "spooled": spooled,
             "dropped": dropped,
@@ -65,11 +78,13 @@ class Health:
 
     def failed(self, message: str, now: float) -> None:
         """An attempt failed (to be retried, or dropped for good) with C{message}."""
-        self.last_error = message
+        self.last_error = self.last_failure = message
+        self.last_failure_time = now
 
     def succeeded(self, now: float) -> None:
         """A write succeeded: the current problem, if any, is over."""
         self.last_success = now
+        self.last_error = None
         self.recovered()
 
     def rejected(self, count: int) -> None:
