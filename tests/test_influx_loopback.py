@@ -2,24 +2,26 @@
 
 The in-memory tests inject a StubTreq client and never touch the pool; this
 one runs a report through the pool the service builds for itself, on the
-real reactor, and checks what that costs in log lines.
+real reactor (pytest-twisted runs it), and checks what that costs in log
+lines.  Every connection and the listening port are closed before it ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
 
+import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import Protocol
+from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
 from pistatsd.influx.reporter import InfluxReporter
 from pistatsd.influx.writer import InfluxTarget
-from tests.influxd import FakeInflux, capture_all_logs, rendered
+from tests.influxd import FakeInflux, rendered
 from tests.test_influx_reporter import Counting, numbers
 
 
@@ -47,13 +49,14 @@ class _ClosingSite(Site):
         return protocol
 
 
-class QuietPoolTests(TestCase):
-    @inlineCallbacks
-    def test_a_report_logs_no_factory_lines(self) -> Generator[Deferred[object], object, None]:
-        fake = FakeInflux()
-        site = _ClosingSite(fake)
-        port = reactor.listenTCP(0, site, interface="127.0.0.1")
-        events = capture_all_logs(self)
+@pytest_twisted.inlineCallbacks
+def test_a_report_logs_no_factory_lines() -> Generator[Deferred[object], object, None]:
+    fake = FakeInflux()
+    site = _ClosingSite(fake)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
         reporter = InfluxReporter(
             target=InfluxTarget.build(f"http://127.0.0.1:{port.getHost().port}"),
             clock=reactor,
@@ -63,12 +66,14 @@ class QuietPoolTests(TestCase):
         # Stopping reports the partial interval, delivers it and closes the pool.
         yield reporter.stopService()
         yield gatherResults(site.closed)
+    finally:
+        globalLogPublisher.removeObserver(events.append)
         yield port.stopListening()
-        self.assertEqual(numbers(fake.written), [0, 1, 2])
-        self.assertEqual(len(site.closed), 1, "one connection, opened and closed")
-        factory_lines = [
-            e
-            for e in events
-            if str(e.get("log_format", "")).startswith(("Starting factory", "Stopping factory"))
-        ]
-        self.assertEqual(factory_lines, [], rendered(factory_lines))
+    assert numbers(fake.written) == [0, 1, 2]
+    assert len(site.closed) == 1, "one connection, opened and closed"
+    factory_lines = [
+        e
+        for e in events
+        if str(e.get("log_format", "")).startswith(("Starting factory", "Stopping factory"))
+    ]
+    assert factory_lines == [], rendered(factory_lines)
