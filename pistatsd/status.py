@@ -21,6 +21,8 @@ INFLUX_OFF: Mapping[str, object] = {
     "api": None,
     "last_success": None,
     "last_error": None,
+    "last_failure": None,
+    "last_failure_time": None,
     "queued": 0,
     "spooled": 0,
     "dropped": 0,

@@ -140,6 +140,8 @@ class WritingTests(ReporterTestCase):
                 "api": "v1",
                 "last_success": START + INTERVAL,
                 "last_error": None,
+                "last_failure": None,
+                "last_failure_time": None,
                 "queued": 0,
                 "spooled": 0,
                 "dropped": 0,
@@ -323,6 +325,39 @@ class RetryTests(ReporterTestCase):
         self.assertEqual(numbers(self.fake.written), [0, 1, 2])
         self.assertFalse(self.reporter.state()["retrying"])
         self.assertEqual(self.reporter.state()["queued"], 0)
+
+
+class HealthTests(ReporterTestCase):
+    def test_last_error_is_cleared_once_a_write_succeeds_the_failure_is_kept(self) -> None:
+        self.make()
+        self.fake.script.append(error(500, "engine failure"))
+        self.tick()
+        failed_at = self.clock.seconds()
+        state = self.reporter.state()
+        self.assertEqual(state["last_error"], "HTTP 500: engine failure")
+        self.assertEqual(state["last_failure"], "HTTP 500: engine failure")
+        self.assertEqual(state["last_failure_time"], failed_at)
+        self.assertIsNone(state["last_success"])
+        self.clock.advance(self.pending_delays()[0])
+        state = self.reporter.state()
+        self.assertEqual(numbers(self.fake.written), [0], "delivered on the retry")
+        self.assertIsNone(state["last_error"], "recovered: no current error")
+        self.assertEqual(state["last_success"], self.clock.seconds())
+        self.assertEqual(state["last_failure"], "HTTP 500: engine failure")
+        self.assertEqual(state["last_failure_time"], failed_at)
+        self.assertFalse(state["retrying"])
+        json.dumps(state)  # /health serialises it as is
+
+    def test_a_rejection_stays_the_current_error_until_a_write_succeeds(self) -> None:
+        self.make()
+        self.fake.script.append(error(401, "authorization failed"))
+        self.tick()
+        self.assertEqual(self.reporter.state()["last_error"], "HTTP 401: authorization failed")
+        self.tick()
+        state = self.reporter.state()
+        self.assertIsNone(state["last_error"])
+        self.assertEqual(state["last_failure"], "HTTP 401: authorization failed")
+        self.assertEqual(state["last_failure_time"], START + INTERVAL)
 
 
 class BoundsTests(ReporterTestCase):

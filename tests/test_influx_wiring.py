@@ -13,7 +13,7 @@ from pistatsd.influx.reporter import InfluxReporter
 from pistatsd.influx.wiring import InfluxStartupError, influx_service
 from pistatsd.influx.writer import PrivateCAPolicy
 from pistatsd.web.traffic import RequestTally
-from tests.influxd import FakeInflux, FakeNetwork, make_pki
+from tests.influxd import FakeInflux, FakeNetwork, capture_all_logs, make_pki
 from tests.test_influx_points import SNAPSHOT, FakeSampler, FakeSensors
 
 
@@ -108,6 +108,31 @@ class WiringTests(SynchronousTestCase):
         spool = os.path.join(config.state_dir, "influx-spool.lp")
         with open(spool) as f:
             self.assertEqual(len(f.read().splitlines()), 4)  # two intervals: requests + system
+
+    def test_the_pool_opens_and_closes_connections_without_a_log_line(self) -> None:
+        events = capture_all_logs(self)
+        reactor = MemoryReactorClock()
+        reporter = influx_service(
+            self.config(),
+            reactor,
+            tally=RequestTally(),
+            sampler=FakeSampler(SNAPSHOT),
+            sensors=None,
+        )
+        reporter.startService()
+        reactor.advance(10)
+        [(_host, _port, factory, _timeout, _bind)] = reactor.tcpClients
+        # What a real connector does with the factory it is given, around a connection.
+        factory.doStart()
+        factory.doStop()
+        self.assertEqual(
+            [e for e in events if "factory" in str(e.get("log_format", ""))],
+            [],
+            "no Starting/Stopping factory lines",
+        )
+        d = reporter.stopService()
+        reactor.advance(5)
+        self.successResultOf(d)
 
     def test_cafile(self) -> None:
         directory = self.mktemp()

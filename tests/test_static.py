@@ -14,7 +14,6 @@ from twisted.web.http import stringToDatetime
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from pistatsd.web import static
 from pistatsd.web.static import StaticFiles, contentTypeFor
 from tests.support import Client, Response, build_request, parse_responses, request
 
@@ -510,7 +509,7 @@ class RangeTests(_Base):
         """
         A file that changes while we read it is a 503, not wrong bytes.
         """
-        self.patch(static.os, "pread", lambda fd, n, offset: b"x")
+        self.patch(os, "pread", lambda fd, n, offset: b"x")
         r = self.rng("bytes=0-9", "/big.bin")
         self.assertEqual(r.status, 503)
         self.assertEqual(r.header("content-type"), "text/plain; charset=utf-8")
@@ -905,7 +904,7 @@ class StreamingTests(_Base):
         def failingPread(fd: int, n: int, offset: int) -> bytes:
             raise OSError(5, "Input/output error")
 
-        self.patch(static.os, "pread", failingPread)
+        self.patch(os, "pread", failingPread)
         client.transport.drain()
         self.assertTrue(client.transport.disconnecting)
         self.assertEqual(_openFdsTo(self.path("big.bin")), [])

@@ -221,7 +221,7 @@ class ReporterTests(reporter_tests.ReporterTestCase):
         self.tick()
         wall.step(DAY)  # a day of wall clock: the points have not waited a minute
         self.tick()
-        self.assertEqual(self.reporter.queued, 2)
+        self.assertEqual(self.reporter.state()["queued"], 2)
         self.assertFalse(os.path.exists(self.spool_path))
         wall.step(-DAY - HOUR)
         self.tick(4)  # the oldest has waited 50 s of clock time, though the date went back

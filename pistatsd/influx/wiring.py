@@ -7,13 +7,18 @@ import random as _random
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+from twisted.internet.interfaces import IReactorTime
 
 from pistatsd.config import Config
 from pistatsd.influx.points import DaemonPoints, Sensors, Tally
 from pistatsd.influx.reporter import InfluxReporter
 from pistatsd.influx.spool import SPOOL_NAME, Spool
 from pistatsd.influx.writer import HTTPClient, InfluxTarget, tls_policy_for_cafile
+
+if TYPE_CHECKING:
+    from pistatsd.sampler import Sampler
 
 
 class InfluxStartupError(SystemExit, Exception):
@@ -40,10 +45,10 @@ def target_from_config(config: Config) -> InfluxTarget:
 
 def influx_service(
     config: Config,
-    reactor: Any,
+    reactor: IReactorTime,
     *,
     tally: Tally,
-    sampler: Any,
+    sampler: Sampler,
     sensors: Sensors | None,
     http: HTTPClient | None = None,
     random: Callable[[], float] = _random.random,

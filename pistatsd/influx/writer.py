@@ -18,23 +18,28 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from attrs import evolve, field, frozen
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
 from twisted.internet.protocol import Protocol as _Protocol
 from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
-from twisted.web.iweb import IPolicyForHTTPS
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IPolicyForHTTPS, IResponse
 from zope.interface import implementer
 
 from pistatsd import __version__
 from pistatsd.influx.lineprotocol import PRECISION
+
+if TYPE_CHECKING:
+    # Public in spirit (what trustRootFromCertificates returns), not exported.
+    from twisted.internet._sslverify import IOpenSSLTrustRoot
 
 BODY_LIMIT = 64 * 1024
 """Bytes of a response body kept (InfluxDB's error messages are a few hundred
@@ -50,8 +55,8 @@ MESSAGE_LIMIT = 200
 class HTTPClient(Protocol):
     """The part of C{treq.client.HTTPClient} (or C{treq.testing.StubTreq}) used here."""
 
-    def request(self, method: str, url: str, **kwargs: Any) -> Deferred[Any]:
-        """Send one request; fires with a treq response."""
+    def request(self, method: str, url: str, **kwargs: Any) -> Deferred[IResponse]:
+        """Send one request (keyword arguments as treq takes them); fires with a response."""
 
 
 class Verdict(enum.Enum):
@@ -162,6 +167,16 @@ class InfluxTarget:
         """The v1 query endpoint (for C{CREATE DATABASE})."""
         return f"{self.base_url}/query"
 
+    def write_request(self, lines: Sequence[str]) -> tuple[str, bytes, dict[str, list[str]]]:
+        """URL, body and headers that write C{lines} (line protocol)."""
+        body = "".join(line + "\n" for line in lines).encode("utf-8")
+        return self.write_url(), body, self.headers("text/plain; charset=utf-8")
+
+    def create_database_request(self) -> tuple[str, bytes, dict[str, list[str]]]:
+        """URL, body and headers of the v1 C{CREATE DATABASE} for L{database}."""
+        body = urlencode({"q": create_database_statement(self.database)}).encode("ascii")
+        return self.query_url(), body, self.headers("application/x-www-form-urlencoded")
+
     def headers(self, content_type: str) -> dict[str, list[str]]:
         """Request headers, with the credentials."""
         headers = {
@@ -208,7 +223,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 _DROPPED = re.compile(r"dropped=(\d+)")
 
 
-def error_message(body: bytes, headers: Any = None) -> str:
+def error_message(body: bytes, headers: Headers | None = None) -> str:
     """InfluxDB's own words: C{{"error": ...}} (v1), C{{"message": ...}} (v2),
     C{X-Influxdb-Error}, else the start of the body."""
     text = ""
@@ -229,7 +244,7 @@ def error_message(body: bytes, headers: Any = None) -> str:
     return " ".join(text.split())
 
 
-def classify(status: int, body: bytes, headers: Any, now: float) -> Outcome:
+def classify(status: int, body: bytes, headers: Headers | None, now: float) -> Outcome:
     """The meaning of an HTTP answer to a write (or a C{CREATE DATABASE})."""
     if 200 <= status < 300:
         return Outcome(Verdict.DELIVERED, status)
@@ -315,7 +330,7 @@ class _BodyReader(_Protocol):
             self.transport.stopProducing()
 
 
-def read_body(response: Any, clock: IReactorTime, timeout: float) -> Deferred[bytes]:
+def read_body(response: IResponse, clock: IReactorTime, timeout: float) -> Deferred[bytes]:
     """The response body (first L{BODY_LIMIT} bytes), bounded in time."""
     if response.length == 0:
         return succeed(b"")
@@ -331,7 +346,7 @@ def post(
     body: bytes,
     headers: dict[str, list[str]],
     timeout: float,
-    scrub: Any = None,
+    scrub: Callable[[str], str] | None = None,
     wall: Callable[[], float] = time.time,
 ) -> Deferred[Outcome]:
     """POST C{body}, read the answer, classify it; never fails.
@@ -339,13 +354,10 @@ def post(
     treq's C{timeout} covers the wait for the response headers (on the
     injected clock); the body read has its own bound.  Cancelling the
     returned Deferred cancels whichever of the two is in progress.
-
-    @param wall: the wall clock, against which an HTTP-date C{Retry-After}
-        is turned into a delay.
     """
     scrub = scrub or (lambda text: text)
 
-    def answered(response: Any) -> Deferred[Outcome]:
+    def answered(response: IResponse) -> Deferred[Outcome]:
         status = response.code
         d = read_body(response, clock, timeout)
         d.addCallback(lambda body: classify(status, body, response.headers, wall()))
@@ -392,9 +404,9 @@ def split_pem_certificates(pem: bytes) -> Sequence[bytes]:
 class PrivateCAPolicy:
     """Verify InfluxDB's certificate against a private CA (and its host name, as always)."""
 
-    trust: Any
+    trust: IOpenSSLTrustRoot
 
-    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+    def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
         """TLS options for one connection, checking the name we connected to."""
         return optionsForClientTLS(hostname.decode("idna"), trustRoot=self.trust)
 

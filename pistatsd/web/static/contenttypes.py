@@ -1,0 +1,85 @@
+"""File name to C{Content-Type}: one table, built at import, so requests never call C{mimetypes}."""
+
+from __future__ import annotations
+
+import contextlib
+import mimetypes
+import os
+
+__all__ = ["DEFAULT_TYPE", "contentTypeFor"]
+
+DEFAULT_TYPE = b"application/octet-stream"
+"""For names without an extension, or with one nobody knows."""
+
+#: Types we want regardless of what the system's mime.types says.
+_TYPE_OVERRIDES: dict[str, str] = {
+    ".html": "text/html; charset=utf-8",
+    ".htm": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".json": "application/json",
+    ".map": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".svg": "image/svg+xml",
+    ".wasm": "application/wasm",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".csv": "text/csv; charset=utf-8",
+    ".ico": "image/x-icon",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".woff": "font/woff",
+    ".woff2": "font/woff2",
+    ".ttf": "font/ttf",
+    ".otf": "font/otf",
+    ".pdf": "application/pdf",
+    ".gz": "application/gzip",
+    ".zip": "application/zip",
+}
+
+
+def _buildTypeTable() -> dict[bytes, bytes]:
+    """
+    Build the extension -> C{Content-Type} table once, at import.
+
+    Python's built-in table and the system's C{mime.types} files are merged
+    (so unusual extensions still get a type), then L{_TYPE_OVERRIDES} wins.
+    Every C{text/*} type gets C{charset=utf-8}.  Built once so that requests
+    never call into C{mimetypes}.
+    """
+    db = mimetypes.MimeTypes()
+    for name in mimetypes.knownfiles:
+        if os.path.isfile(name):
+            # A broken system file must not stop the daemon from starting.
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                db.read(name)
+    merged: dict[str, str] = {}
+    merged.update(db.types_map[False])
+    merged.update(db.types_map[True])
+    merged.update(_TYPE_OVERRIDES)
+    table: dict[bytes, bytes] = {}
+    for ext, ctype in merged.items():
+        if ctype.startswith("text/") and "charset" not in ctype:
+            ctype += "; charset=utf-8"
+        table[ext.lower().encode("ascii", "replace")] = ctype.encode("ascii", "replace")
+    return table
+
+
+_TYPES = _buildTypeTable()
+
+
+def contentTypeFor(name: bytes) -> bytes:
+    """
+    The C{Content-Type} to serve a file called C{name} (a basename) with.
+
+    Public so that other resources (the dashboard's C{/}) agree with us.
+    """
+    dot = name.rfind(b".")
+    if dot <= 0:
+        return DEFAULT_TYPE
+    return _TYPES.get(name[dot:].lower(), DEFAULT_TYPE)
