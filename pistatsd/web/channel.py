@@ -233,6 +233,7 @@ class GuardedChannel(http.HTTPChannel):
             self._transferDecoder.stop()
         # What LineReceiver still holds is never parsed.
         self._buffer = b""
+        # Under TLS, the TCP half-close would bypass the TLS layer: only keep reading.
         half_close = (
             None if self.isSecure() else getattr(self.transport, "loseWriteConnection", None)
         )
