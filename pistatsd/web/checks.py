@@ -29,6 +29,8 @@ def check_request_line(line: bytes) -> Refusal | None:
 
     Twisted's parser would answer a plain 400; other defects are left to it.
     """
+    if line.endswith((b" HTTP/1.1", b" HTTP/1.0")):
+        return None
     parts = line.split(b" ")
     if (
         len(parts) == 3
