@@ -63,6 +63,15 @@ def _parse_url(text: Any) -> str:
     return url
 
 
+def _parse_host(text: Any) -> str:
+    from pistatsd.web.hosts import allowed_host_entry
+
+    try:
+        return allowed_host_entry(_parse_str(text))
+    except ValueError:
+        raise ValueError("expected a name or address, .domain for it and below, or *") from None
+
+
 @frozen
 class OptionSpec:
     """How one option is parsed, bounded and documented."""
@@ -206,6 +215,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "ORIGIN",
         repeatable=True,
     ),
+    OptionSpec(
+        "allowed-host",
+        _parse_host,
+        (),
+        "Host name served besides this machine's own (.example.org: and subdomains; "
+        "* any, unsafe); repeatable.",
+        "NAME",
+        repeatable=True,
+    ),
     # InfluxDB reporting
     OptionSpec(
         "influx", _parse_url, None, "InfluxDB base URL; reporting is off without it.", "URL"
@@ -312,6 +330,7 @@ class Config:
     key: str | None = None
     broadcast_interval: float = 1.0
     allowed_origin: tuple[str, ...] = ()
+    allowed_host: tuple[str, ...] = ()
     influx: str | None = None
     influx_db: str = "math_server"
     influx_user: str | None = None

@@ -14,6 +14,7 @@ from twisted.python import usage
 from pistatsd import __version__
 from pistatsd.clock import use_monotonic_clock
 from pistatsd.config import OPTIONS, Config, ConfigError, build_config
+from pistatsd.ws.origins import OriginPolicy
 
 _log = Logger()
 
@@ -103,6 +104,11 @@ class Options(usage.Options):
         """Browser Origin accepted on WebSockets besides same-origin; repeatable."""
         self.repeated.setdefault("allowed-origin", []).append(origin)
 
+    def opt_allowed_host(self, name: str) -> None:
+        """Host name served besides this machine's own (.example.org: and subdomains;
+        * any, unsafe); repeatable."""
+        self.repeated.setdefault("allowed-host", []).append(name)
+
     def opt_sensor_root(self, directory: str) -> None:
         """Directory sensor files may live under; repeatable [default: /sys, /proc]."""
         self.repeated.setdefault("sensor-root", []).append(directory)
@@ -155,6 +161,7 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     from pistatsd.signals import stop_cleanly_on_sigterm
     from pistatsd.status import DaemonStatus
     from pistatsd.systemd import systemd_service
+    from pistatsd.web.hosts import host_policy
     from pistatsd.web.metrics import MetricsResource
     from pistatsd.web.root import build_tree
     from pistatsd.web.site import PistatsdSite
@@ -185,6 +192,8 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     )
     if sensors is not None:
         root.api.putChild(b"sensors", sensors.resource)
+    # One origin policy for WebSockets and for changes (POST, PUT, DELETE).
+    origins = OriginPolicy.from_config(config.allowed_origin)
     site = PistatsdSite(
         root,
         reactor=reactor,
@@ -192,6 +201,8 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
         max_connections=config.max_connections,
         idle_timeout=config.idle_timeout,
         access_log=config.access_log,
+        hosts=host_policy(config.allowed_host, config.allowed_origin, reactor),
+        origins=origins,
     )
     status.http_connections = lambda: site.open_connections
     status.requests_total = lambda: site.requests_total
@@ -216,7 +227,7 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
         reporter.setServiceParent(top)
         status.influx = reporter.state
 
-    hub = _websockets(config, reactor, sampler, root)
+    hub = _websockets(config, reactor, sampler, root, origins)
     hub.setServiceParent(top)
     site.extra_connections = lambda: hub.count
     status.websocket_clients = lambda: hub.count
@@ -256,16 +267,17 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     return top
 
 
-def _websockets(config: Config, reactor: Any, sampler: Any, root: Any) -> Service:
+def _websockets(
+    config: Config, reactor: Any, sampler: Any, root: Any, origins: OriginPolicy
+) -> Service:
     """The WebSocket hub (a service) and its resources, mounted at C{/ws}."""
     from pistatsd.ws.broadcast import Broadcaster
     from pistatsd.ws.hub import WebSocketHub
-    from pistatsd.ws.origins import OriginPolicy
     from pistatsd.ws.resource import websocket_tree
 
     hub = WebSocketHub(Broadcaster(sampler, reactor, config.broadcast_interval), reactor)
     hub.setName("websockets")
-    root.putChild(b"ws", websocket_tree(hub, OriginPolicy.from_config(config.allowed_origin)))
+    root.putChild(b"ws", websocket_tree(hub, origins))
     root.api.add_link("ws_echo", "/ws/echo")
     root.api.add_link("ws_broadcast", "/ws/broadcast")
     return hub

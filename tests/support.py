@@ -65,14 +65,25 @@ def parse_responses(data: bytes) -> list[Response]:
     return responses
 
 
+class HalfClosingTransport(StringTransport):
+    """A StringTransport that can half-close, like a TCP socket (C{shutdown(SHUT_WR)})."""
+
+    write_closed = False
+
+    def loseWriteConnection(self) -> None:
+        self.write_closed = True
+
+
 class Client:
     """Drive a Site through one in-memory connection.
 
     C{send} feeds raw bytes; C{responses} parses everything written so far.
     """
 
-    def __init__(self, site, peer: str = "127.0.0.1", port: int = 40000) -> None:
-        self.transport = StringTransport(
+    def __init__(
+        self, site, peer: str = "127.0.0.1", port: int = 40000, transport_class=StringTransport
+    ) -> None:
+        self.transport = transport_class(
             hostAddress=IPv4Address("TCP", "127.0.0.1", 8888),
             peerAddress=IPv4Address("TCP", peer, port),
         )
@@ -104,9 +115,11 @@ def build_request(
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
 ) -> bytes:
-    """Encode one HTTP/1.1 request."""
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1:8888"]
+    """Encode one HTTP/1.1 request (with C{Host: 127.0.0.1:8888} unless C{headers} name one)."""
     headers = dict(headers or {})
+    lines = [f"{method} {path} HTTP/1.1"]
+    if "Host" not in headers:
+        lines.append("Host: 127.0.0.1:8888")
     if body is not None and "Content-Length" not in headers and "Transfer-Encoding" not in headers:
         headers["Content-Length"] = str(len(body))
     lines += [f"{k}: {v}" for k, v in headers.items()]

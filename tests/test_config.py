@@ -193,6 +193,19 @@ class SecretsAndFlagsTests(SynchronousTestCase):
         self.assertEqual(options.config.allowed_origin, ("https://a:443", "https://b:*"))
         self.assertEqual(options.config.sensor_root, ("/tmp",))
 
+    def test_allowed_host(self) -> None:
+        options = Options()
+        options.parseOptions(["--allowed-host", "Pi.Example:8888", "--allowed-host", ".home.arpa"])
+        self.assertEqual(options.config.allowed_host, ("pi.example", ".home.arpa"))
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('allowed-host = ["*", "[::2]"]\n')
+        self.assertEqual(build_config({"config": path}).allowed_host, ("*", "::2"))
+        for bad in ("a b", "*.example.org", "http://pi"):
+            e = self.assertRaises(ConfigError, build_config, {"allowed-host": [bad]})
+            self.assertIn("--allowed-host", str(e))
+            self.assertIn(".domain", str(e))
+
     def test_influx_url_checked(self) -> None:
         e = self.assertRaises(ConfigError, build_config, {"influx": "localhost:8086"})
         self.assertIn("--influx", str(e))

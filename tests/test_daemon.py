@@ -63,7 +63,9 @@ def test_many_concurrent_interval_requests_finish_together(daemon):
         conns.append(conn)
     started = time.monotonic()
     for conn in conns:
-        conn.sendall(b"GET /stats?interval=0.5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        conn.sendall(
+            b"GET /stats?interval=0.5 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
     for conn in conns:
         data = b""
         while chunk := conn.recv(65536):
@@ -80,7 +82,7 @@ def test_unix_and_tcp_together(daemon, tmp_path):
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(10)
     s.connect(path)
-    s.sendall(b"GET /alive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    s.sendall(b"GET /alive HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     data = b""
     while chunk := s.recv(4096):
         data += chunk

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pistatsd.config import build_config
 from pistatsd.tap import makeService
-from tests.support import request
+from tests.support import Client, request
 
 
 def families(body: bytes) -> dict:
@@ -53,6 +53,19 @@ class MetricsTests(SynchronousTestCase):
         ]
         self.assertEqual(sample.labels, {"method": "GET", "route": "/sum", "status": "200"})
         self.assertEqual(sample.value, 1.0)
+
+    def test_refused_requests_are_counted(self) -> None:
+        """413, a parser 400 and a 421 are requests too (SPEC 8: whatever the status)."""
+        request(self.site, "POST", "/sum", {"Content-Type": "application/json"}, b"1" * 70000)
+        Client(self.site).send(b"GET /sum HTTP/1.1\r\nHost: 127.0.0.1\r\nbroken\r\n\r\n")
+        request(self.site, "GET", "/sum", {"Host": "rebind.example"})
+        counted = {
+            (s.labels["method"], s.labels["route"], s.labels["status"]): s.value
+            for s in self.scrape()["pistatsd_http_requests"].samples
+            if s.name.endswith("_total")
+        }
+        for kind in (("POST", "/sum", "413"), ("GET", "/sum", "400"), ("GET", "/sum", "421")):
+            self.assertEqual(counted.get(kind), 1.0, kind)
 
     def test_labels_stay_bounded_under_random_paths(self) -> None:
         rng = random.Random(7)

@@ -13,6 +13,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from pistatsd.web.hosts import HostPolicy, HostRules
 from pistatsd.web.site import PistatsdSite
 from pistatsd.ws.broadcast import Broadcaster
 from pistatsd.ws.hub import WebSocketHub
@@ -37,6 +38,8 @@ class FakeSampler:
 class WebSocketTestCase(SynchronousTestCase):
     interval = 0.5
     allowed: tuple[str, ...] = ()
+    #: Host names served besides loopback (as --allowed-host).
+    hosts: tuple[str, ...] = ("pi.local",)
     max_connections = 100
 
     def setUp(self) -> None:
@@ -50,8 +53,16 @@ class WebSocketTestCase(SynchronousTestCase):
         self.hub = WebSocketHub(self.broadcaster, self.clock)
         self.hub.startService()
         root = Resource()
-        root.putChild(b"ws", websocket_tree(self.hub, OriginPolicy.from_config(self.allowed)))
-        self.site = PistatsdSite(root, reactor=self.clock, max_connections=self.max_connections)
+        origins = OriginPolicy.from_config(self.allowed)
+        root.putChild(b"ws", websocket_tree(self.hub, origins))
+        hosts = HostPolicy(HostRules.from_config(self.hosts, self.allowed), clock=self.clock)
+        self.site = PistatsdSite(
+            root,
+            reactor=self.clock,
+            max_connections=self.max_connections,
+            hosts=hosts,
+            origins=origins,
+        )
         self.site.extra_connections = lambda: self.hub.count
 
     def connect(self, path: str = "/ws/echo", **kw) -> MemoryWebSocket:

@@ -1,138 +1,35 @@
 """The HTTP server: a twisted.web C{Site} with the limits a long-running daemon needs.
 
 Twisted's C{Site} buffers any request body whole, accepts any number of
-connections, keeps idle ones for twelve hours and logs every request through
-the legacy log.  pistatsd refuses oversized bodies while they stream in,
-caps concurrent connections, times idle ones out and logs requests only when
-asked to.
+connections, keeps idle ones for twelve hours, serves any C{Host} and logs
+every request through the legacy log.  pistatsd refuses oversized bodies
+while they stream in (L{pistatsd.web.limits}), caps concurrent connections,
+times idle and slow ones out, answers every limit with a status line
+(L{pistatsd.web.channel}), serves only its own host names
+(L{pistatsd.web.hosts}), counts every request, refused ones included, and
+writes an access log only when asked to.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
 from pistatsd.web.accesslog import WallClockLogFormatter
+from pistatsd.web.channel import GuardedChannel
+from pistatsd.web.early import Refusal, RefusalLog
+from pistatsd.web.hosts import HostPolicy
+from pistatsd.web.limits import LimitedRequest
+from pistatsd.ws.origins import OriginPolicy
 
 _log = Logger()
-
-_INTERNAL_ERROR = b'{"error":"internal server error"}'
-
-
-class _DiscardBody:
-    """Stands in for the body file of a refused request, so nothing is buffered."""
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def seek(self, *args: Any) -> int:
-        return 0
-
-    def read(self, *args: Any) -> bytes:
-        return b""
-
-    def close(self) -> None:
-        pass
-
-
-class LimitedRequest(Request):
-    """A request that refuses bodies over the site's C{max_body} as they arrive.
-
-    A declared C{Content-Length} over the limit is refused before a byte of the
-    body is read; a chunked body is counted and refused the moment it crosses
-    the limit.  Either way the client gets a 413 and the connection is closed,
-    so the rest of the body is never read.
-    """
-
-    _body_seen = 0
-    _refused = False
-
-    def gotLength(self, length: int | None) -> None:
-        limit = self.channel.site.max_body
-        if length is not None and length > limit:
-            self._refuse_body(length)
-            return
-        super().gotLength(length)
-
-    def handleContentChunk(self, data: bytes) -> None:
-        if self._refused:
-            return
-        self._body_seen += len(data)
-        if self._body_seen > self.channel.site.max_body:
-            self._refuse_body(None)
-            return
-        self.content.write(data)
-
-    def _refuse_body(self, declared: int | None) -> None:
-        site: PistatsdSite = self.channel.site
-        self._refused = True
-        self.content = _DiscardBody()
-        # Twisted would answer "100 Continue" right after gotLength: the client
-        # must not be invited to send a body we are refusing.
-        self.requestHeaders.removeHeader(b"expect")
-        site.bodies_refused += 1
-        _log.info(
-            "Refused a request body over {limit} bytes from {peer} (declared: {declared})",
-            limit=site.max_body,
-            peer=str(self.channel.transport.getPeer()),
-            declared=declared,
-        )
-        body = b'{"error":"request body exceeds %d bytes"}' % (site.max_body,)
-        self.channel.transport.write(
-            b"HTTP/1.1 413 Content Too Large\r\n"
-            b"Content-Type: application/json\r\n"
-            b"Content-Length: %d\r\n"
-            b"Connection: close\r\n\r\n%s" % (len(body), body)
-        )
-        self.channel.loseConnection()
-
-    def processingFailed(self, reason: Failure) -> Failure:
-        """Log the traceback; the client gets a plain JSON 500, never the traceback."""
-        _log.failure(
-            "Unhandled error rendering {method} {uri}",
-            failure=reason,
-            method=self.method,
-            uri=self.uri,
-        )
-        if self.finished or self._disconnected:
-            return reason
-        if self.startedWriting:
-            # Too late for a status line; cut the response short instead.
-            self.channel.loseConnection()
-            return reason
-        self.setResponseCode(http.INTERNAL_SERVER_ERROR)
-        self.setHeader(b"content-type", b"application/json")
-        self.setHeader(b"content-length", b"%d" % (len(_INTERNAL_ERROR),))
-        self.write(_INTERNAL_ERROR)
-        self.finish()
-        return reason
-
-
-class TrackedChannel(http.HTTPChannel):
-    """An HTTP connection that the site counts, for the connection cap and /health."""
-
-    site: PistatsdSite
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.site.connection_opened(self)
-
-    def connectionLost(self, reason: Failure) -> None:
-        super().connectionLost(reason)
-        self.site.connection_closed(self)
-
-    def detach(self) -> None:
-        """The connection leaves HTTP (a WebSocket upgrade): stop counting it here."""
-        self.site.connection_closed(self)
 
 
 class _Refuse(Protocol):
@@ -155,13 +52,23 @@ class _Refuse(Protocol):
 class PistatsdSite(Site):
     """The site every listening endpoint shares.
 
+    @param hosts: which C{Host} names are served; loopback names only if not given.
+    @param origins: which browser origins may send changes (POST, PUT,
+        DELETE...); same-origin only if not given.
+    @param request_deadline: seconds to read one request's headers and body,
+        from its first byte (nginx's C{client_header_timeout} and
+        C{client_body_timeout}); 408 after it.
     @ivar open_connections: HTTP connections now open (WebSockets count
         themselves once upgraded).
-    @ivar requests_total: requests answered since start.
+    @ivar requests_total: requests answered since start, refused ones included.
+    @ivar linger_seconds: how long a connection answered early keeps
+        draining its input at most; C{linger_bytes}: how much of it.
     """
 
     requestFactory = LimitedRequest
-    protocol = TrackedChannel
+    protocol = GuardedChannel
+    linger_seconds = 5.0
+    linger_bytes = 1 << 20
 
     def __init__(
         self,
@@ -171,7 +78,10 @@ class PistatsdSite(Site):
         max_body: int = 65536,
         max_connections: int = 1024,
         idle_timeout: float = 60.0,
+        request_deadline: float = 60.0,
         access_log: str | None = None,
+        hosts: HostPolicy | None = None,
+        origins: OriginPolicy | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(
@@ -184,12 +94,24 @@ class PistatsdSite(Site):
         )
         self.max_body = max_body
         self.max_connections = max_connections
+        self.request_deadline = request_deadline
+        self.hosts = hosts if hosts is not None else HostPolicy(clock=reactor)
+        self.origins = origins if origins is not None else OriginPolicy()
         self.open_connections = 0
         self.connections_refused = 0
         self.bodies_refused = 0
         self.requests_total = 0
         self.request_observers: list[Callable[[Request], None]] = []
+        self.refusals = RefusalLog(reactor)
         self._at_cap = False
+
+    def startFactory(self) -> None:
+        super().startFactory()
+        self.hosts.start()
+
+    def stopFactory(self) -> None:
+        super().stopFactory()
+        self.refusals.stop()
 
     def buildProtocol(self, addr: IAddress) -> Protocol | None:
         if self.open_connections + self.extra_connections() >= self.max_connections:
@@ -220,6 +142,12 @@ class PistatsdSite(Site):
                 "Below the connection cap again after refusing {refused} connections in all",
                 refused=self.connections_refused,
             )
+
+    def answered_early(self, request: Request, refusal: Refusal) -> None:
+        """A request the connection refused itself: counted and logged like the others."""
+        address = request.getClientAddress()
+        self.refusals.note(refusal, str(getattr(address, "host", address)))
+        self.log(request)
 
     def log(self, request: Request) -> None:
         """Count every answered request; write the access log only when one is configured."""

@@ -1,10 +1,14 @@
-"""Which browser pages may open our WebSockets.
+"""Which browser pages may open our WebSockets and send us changes.
 
-A browser sends the page's origin with every WebSocket handshake; without a
-check, any web page a user visits could read their machine's stats through
-their browser.  Same-origin pages and the configured C{--allowed-origin}
-values are accepted; requests with no C{Origin} header come from non-browser
-clients (curl, scripts, C{pistatsd-client}) and are accepted too.
+A browser sends the page's origin with every WebSocket handshake and every
+POST, PUT or DELETE; without a check, any web page a user visits could read
+their machine's stats through their browser, or change its sensors.
+Same-origin pages and the configured C{--allowed-origin} values are accepted;
+requests with no C{Origin} header come from non-browser clients (curl,
+scripts, C{pistatsd-client}) and are accepted too.  The same policy serves
+the WebSocket handshake (L{pistatsd.ws.resource}) and changes
+(L{pistatsd.web.checks}); the hosts of the allowed origins are served names
+too (L{pistatsd.web.hosts}).
 """
 
 from __future__ import annotations
@@ -44,6 +48,17 @@ def _pattern(allowed: str) -> re.Pattern[str]:
         scheme = text.split("://", 1)[0]
         text = f"{text}:{_DEFAULT_PORTS.get(scheme, 0)}"
     return re.compile("^" + re.escape(text).replace(r"\*", "[^/]*") + "$")
+
+
+def pattern_host(allowed: str) -> str:
+    """The host part of an C{--allowed-origin} value (lower case, brackets and port removed).
+
+    It may hold C{*}: C{https://*.example.org:*} gives C{*.example.org}.
+    """
+    rest = allowed.strip().lower().split("://", 1)[-1].split("/", 1)[0]
+    if rest.startswith("["):
+        return rest[1:].split("]", 1)[0]
+    return re.sub(r":(\d+|\*)?$", "", rest)
 
 
 @frozen
