@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterator
@@ -44,7 +45,12 @@ def sha(data: bytes) -> str:
 
 
 def run(args: list[str], *, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess[str]:
-    """Run to completion and capture; the caller judges the outcome."""
+    """Run to completion and capture; the caller judges the outcome.
+
+    Outside the checkout by default: a C{build/} directory left there by an
+    earlier setuptools build would shadow the C{build} package for C{python -m build}.
+    """
+    kwargs.setdefault("cwd", tempfile.gettempdir())
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kwargs)
 
 
