@@ -219,6 +219,7 @@ def test_tac_file(tmp_path):
         assert d.stop() == 0
 
 
+@pytest.mark.network
 def test_pip_install_into_fresh_venv_finds_plugin(tmp_path):
     """A plain (non-editable) install: twistd lists the plugin and serves the packaged www."""
     if os.environ.get("PISTATSD_SKIP_INSTALL_TEST") == "1":
