@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import os
 import shutil
+from typing import NoReturn
 
 import pytest
 
 
+def missing(message: str) -> NoReturn:
+    """Skip the test for want of something real (a program, a kernel feature), or fail
+    when C{PISTATSD_REQUIRE_REAL=1} (CI), so a missing install can never pass as a skip."""
+    if os.environ.get("PISTATSD_REQUIRE_REAL") == "1":
+        pytest.fail(message + " and PISTATSD_REQUIRE_REAL=1", pytrace=False)
+    pytest.skip(message)
+
+
 def require_program(name: str) -> str:
-    """The path of program C{name}; skip the test without it, or fail when
-    C{PISTATSD_REQUIRE_REAL=1} (CI), so a missing install can never pass as a skip."""
+    """The path of program C{name}; L{missing} without it."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
     if path is None:
-        message = f"{name} is not installed"
-        if os.environ.get("PISTATSD_REQUIRE_REAL") == "1":
-            pytest.fail(message + " and PISTATSD_REQUIRE_REAL=1", pytrace=False)
-        pytest.skip(message)
+        missing(f"{name} is not installed")
     return path

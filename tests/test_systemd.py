@@ -37,6 +37,7 @@ from pistatsd.systemd import (
     watchdog_interval,
 )
 from tests.daemon import PROJECT, TWISTD, Daemon
+from tests.real import missing, require_program
 
 SERVICE = os.path.join(PROJECT, "etc", "pistatsd.service")
 SOCKET = os.path.join(PROJECT, "etc", "pistatsd.socket")
@@ -258,10 +259,9 @@ def test_service_unit_directives():
     assert socket_unit["ListenStream"] == ["0.0.0.0:8888"]
 
 
+@pytest.mark.real
 def test_systemd_analyze_verify(tmp_path):
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+    analyze = require_program("systemd-analyze")
     # verify checks that ExecStart's program exists: point it at this venv's.
     with open(SERVICE) as f:
         text = f.read().replace("/opt/pistatsd/bin/twistd", TWISTD)
@@ -439,7 +439,7 @@ def test_survives_memory_deny_write_execute(tmp_path):
         [sys.executable, "-c", MDWE_WRAPPER, "/bin/true"], capture_output=True, text=True
     )
     if probe.returncode == 3:
-        pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+        missing("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
     assert probe.returncode == 0, probe.stdout + probe.stderr
     d = Daemon(["--tls", "ssl:0:interface=127.0.0.1", "--state-dir", str(tmp_path)])
     d.argv = [sys.executable, "-c", MDWE_WRAPPER, *d.argv]
