@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 
 _log = Logger()
@@ -48,3 +48,15 @@ class ListeningService(StreamServerEndpointService):
             message = f"--{self.option} {self.description}: cannot listen: {reason}"
             _log.critical("{message}", message=message)
             raise StartupFailed(message) from None
+        self._waitingForPort.addCallback(self._bound)
+
+    def _bound(self, port: IListeningPort | None) -> IListeningPort | None:
+        """Say where it really listens: C{tcp:0} or a socket from systemd names no port."""
+        if port is not None:
+            _log.info(
+                "listening on --{option} {description} at {address}",
+                option=self.option,
+                description=self.description,
+                address=port.getHost(),
+            )
+        return port

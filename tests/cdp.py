@@ -309,7 +309,8 @@ async def launch(
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        env=dict(os.environ, LANG="en_US.UTF-8", TZ=os.environ.get("TZ", "UTC")),
+        # HOME too: crash reports, dconf and the NSS database land in the throw-away profile.
+        env=dict(os.environ, HOME=profile, LANG="en_US.UTF-8", TZ=os.environ.get("TZ", "UTC")),
     )
     assert process.stderr is not None
     seen: list[str] = []

@@ -1,31 +1,101 @@
-"""Run the real twistd plugin in a subprocess for loopback integration tests."""
+"""Run the real twistd plugin in a subprocess for loopback integration tests.
+
+Every daemon started here has a state directory of its own (never the real
+C{/var/lib/pistatsd} or C{~/.local/state/pistatsd}) and listens on a port the
+kernel picks (C{tcp:0}); the port is read back from the daemon's log.
+"""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import functools
 import http.client
 import os
+import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Iterator, Sequence
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 READY_MARK = "ready: listening on"
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+#: Where the kernel picks the port; L{bound_ports} reads it back from the log.
+LOOPBACK = "tcp:0:interface=127.0.0.1"
+#: The line C{pistatsd.listening} logs once a listener is bound.
+_BOUND = re.compile(r"listening on --(?P<option>[\w-]+) \S+ at .*\bport=(?P<port>\d+)")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def bound_ports(log: str, option: str = "port") -> list[int]:
+    """The TCP ports a daemon's log says it bound for C{--option}, in order."""
+    ports = []
+    for line in log.splitlines():
+        match = _BOUND.search(line)
+        if match is not None and match["option"] == option:
+            ports.append(int(match["port"]))
+    return ports
+
+
+@functools.cache
+def _state_root() -> str:
+    """One temporary folder for this test run's state directories, removed at exit."""
+    root = tempfile.mkdtemp(prefix="pistatsd-test-state-")
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+def fresh_state_dir() -> str:
+    """A new empty state directory for one daemon."""
+    return tempfile.mkdtemp(dir=_state_root())
+
+
+def _names_state_dir(args: Sequence[str]) -> bool:
+    """Whether C{args} choose a state directory themselves (option or config file)."""
+    for i, arg in enumerate(args):
+        if arg == "--state-dir" or arg.startswith("--state-dir="):
+            return True
+        if arg == "--config" and i + 1 < len(args):
+            try:
+                with open(args[i + 1], "rb") as f:
+                    if "state-dir" in tomllib.load(f):
+                        return True
+            except (OSError, tomllib.TOMLDecodeError):
+                pass  # start-up fails on it; the fresh dir below stays empty
+    return False
+
+
+def with_state_dir(args: Sequence[str]) -> list[str]:
+    """C{args}, plus C{--state-dir} of a fresh directory unless they name one."""
+    if _names_state_dir(args):
+        return list(args)
+    return [*args, "--state-dir", fresh_state_dir()]
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections while the block runs.
+
+    Bound but never listening, so nothing else can take it meanwhile (unlike a
+    port that was free a moment ago).
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 class Daemon:
-    """C{twistd -n pistatsd ...} as a child process, read line by line until ready."""
+    """C{twistd -n pistatsd ...} as a child process, read line by line until ready.
+
+    Without C{port} it listens on L{LOOPBACK} and L{port} is read from its log
+    once ready; pass C{port} only to come back on a port known from before.
+    """
 
     def __init__(
         self,
@@ -36,16 +106,16 @@ class Daemon:
         env: dict[str, str] | None = None,
         cwd: str | None = None,
     ) -> None:
-        self.port = port if port is not None else free_port()
+        self.port = port
         self.argv = [
             TWISTD,
             *twistd_args,
             "pistatsd",
             "--port",
-            f"tcp:{self.port}:interface=127.0.0.1",
+            LOOPBACK if port is None else f"tcp:{port}:interface=127.0.0.1",
             "--heartbeat",
             "0",
-            *args,
+            *with_state_dir(args),
         ]
         self.env = dict(os.environ, PYTHONUNBUFFERED="1", **(env or {}))
         self.cwd = cwd
@@ -65,7 +135,15 @@ class Daemon:
             cwd=self.cwd,
         )
         self.wait_for(READY_MARK, timeout)
+        if self.port is None:
+            self.port = self.bound_port()
         return self
+
+    def bound_port(self, option: str = "port", timeout: float = 30.0) -> int:
+        """The TCP port of the first C{--option} listener, as the daemon logged it."""
+        while not (ports := bound_ports(self.text(), option)):
+            self.wait_for(f"listening on --{option} ", timeout)
+        return ports[0]
 
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
         """Read output lines until one contains C{text}; returns that line.
@@ -130,6 +208,7 @@ class Daemon:
         body: bytes | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """One request over a fresh loopback connection."""
+        assert self.port is not None, "not started"
         return http_request(self.port, method, path, headers, body)
 
 
@@ -152,7 +231,14 @@ def http_request(
 
 
 def run_twistd(args: Sequence[str], timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    """Run C{twistd ...} to completion (for start-up failures)."""
+    """Run C{twistd ...} to completion (for start-up failures, or to daemonise).
+
+    C{pistatsd} gets a fresh C{--state-dir} unless the arguments name one.
+    """
+    args = list(args)
+    if "pistatsd" in args:
+        plugin = args.index("pistatsd") + 1
+        args = [*args[:plugin], *with_state_dir(args[plugin:])]
     return subprocess.run(
         [TWISTD, *args],
         capture_output=True,

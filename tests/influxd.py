@@ -2,9 +2,9 @@
 
 The fake answers like InfluxDB 1.x (204 on writes, JSON errors) and can be
 told to answer anything else, to stall, or (through L{FakeNetwork}) to refuse
-connections.  The real one runs C{/usr/bin/influxd} on free loopback ports
-with everything in a temporary directory; readiness and every wait are
-polled against a deadline, never slept.
+connections.  The real one runs C{/usr/bin/influxd} on loopback ports it
+picks itself, with everything in a temporary directory; readiness and every
+wait are polled against a deadline, never slept.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import base64
 import http.client
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -30,7 +31,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from tests.daemon import free_port
 from tests.real import require_program
 
 # -- in memory -----------------------------------------------------------------
@@ -271,7 +271,7 @@ def make_pki(
 
 CONFIG = """\
 reporting-disabled = true
-bind-address = "127.0.0.1:{rpc_port}"
+bind-address = "127.0.0.1:0"
 
 [meta]
   dir = "{root}/meta"
@@ -300,7 +300,8 @@ bind-address = "127.0.0.1:{rpc_port}"
   enabled = false
 
 [logging]
-  level = "warn"
+  # "info" for the "Listening on HTTP" line, which has the port really bound.
+  level = "info"
 
 [http]
   enabled = true
@@ -314,8 +315,16 @@ bind-address = "127.0.0.1:{rpc_port}"
 """
 
 
+#: influxd's line for its HTTP listener, with the port the kernel chose for C{:0}.
+_LISTENING = re.compile(r'msg="Listening on HTTP".*\baddr=127\.0\.0\.1:(\d+)')
+
+
 class Influxd:
-    """C{influxd -config <tmp>} on free loopback ports; data survives L{stop}/L{start}.
+    """C{influxd -config <tmp>} on loopback; data survives L{stop}/L{start}.
+
+    The first start takes a port the kernel picks (read back from the log);
+    later starts come back on that same port, so daemons pointed at L{url}
+    find it again.
 
     Every wait is bounded by a deadline and paced by blocking on the
     process itself (C{Popen.wait} with a short timeout): a crash ends the
@@ -333,25 +342,32 @@ class Influxd:
         self.program = require_program("influxd")
         self.tls = tls
         self.root = root
-        self.http_port = free_port()
-        self.rpc_port = free_port()
+        self.http_port: int | None = None
         self.config_path = os.path.join(root, "influxdb.conf")
         self.log_path = os.path.join(root, "influxd.log")
-        with open(self.config_path, "w") as f:
-            f.write(
-                CONFIG.format(
-                    root=root,
-                    rpc_port=self.rpc_port,
-                    http_port=self.http_port,
-                    auth="true" if auth else "false",
-                    max_body_size=max_body_size,
-                    https="true" if tls else "false",
-                    cert=tls.cert if tls else "",
-                    key=tls.key if tls else "",
-                )
-            )
+        self._settings = {
+            "root": root,
+            "auth": "true" if auth else "false",
+            "max_body_size": max_body_size,
+            "https": "true" if tls else "false",
+            "cert": tls.cert if tls else "",
+            "key": tls.key if tls else "",
+        }
+        self._write_config(0)
         self.proc: subprocess.Popen[bytes] | None = None
         self.auth: tuple[str, str] | None = None
+
+    def _write_config(self, http_port: int) -> None:
+        with open(self.config_path, "w") as f:
+            f.write(CONFIG.format(http_port=http_port, **self._settings))
+
+    def _logged_port(self) -> int | None:
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as f:
+                match = _LISTENING.search(f.read())
+        except OSError:
+            return None
+        return int(match[1]) if match else None
 
     @property
     def url(self) -> str:
@@ -369,6 +385,9 @@ class Influxd:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
+        if self.http_port is None:
+            self.http_port = self.wait_until(self._logged_port, timeout, "influxd's HTTP port")
+            self._write_config(self.http_port)
         self.wait_until(self._pings, timeout, "influxd answering /ping")
         return self
 

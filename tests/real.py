@@ -10,12 +10,19 @@ from typing import NoReturn
 import pytest
 
 
+def missing(message: str) -> NoReturn:
+    """Skip the test for want of something real (a program, a kernel feature), or fail
+    when C{PISTATSD_REQUIRE_REAL=1} (CI), so a missing install can never pass as a skip."""
+    if os.environ.get("PISTATSD_REQUIRE_REAL") == "1":
+        pytest.fail(message + " and PISTATSD_REQUIRE_REAL=1", pytrace=False)
+    pytest.skip(message)
+
+
 def require_program(name: str) -> str:
-    """The path of program C{name}; skip the test without it, or fail when
-    C{PISTATSD_REQUIRE_REAL=1} (CI), so a missing install can never pass as a skip."""
+    """The path of program C{name}; L{missing} without it."""
     path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin")
     if path is None:
-        _missing(f"{name} is not installed")
+        missing(f"{name} is not installed")
     return path
 
 
@@ -31,10 +38,4 @@ def require_library(package: str, filename: str) -> str:
     for path in listed:
         if os.path.basename(path) == filename and os.path.isfile(path):
             return path
-    _missing(f"{filename} (Debian package {package}) is not installed")
-
-
-def _missing(message: str) -> NoReturn:
-    if os.environ.get("PISTATSD_REQUIRE_REAL") == "1":
-        pytest.fail(message + " and PISTATSD_REQUIRE_REAL=1", pytrace=False)
-    pytest.skip(message)
+    missing(f"{filename} (Debian package {package}) is not installed")

@@ -60,7 +60,7 @@ from pistatsd.client.websocket import (
     WatchSession,
     _Protocol,
 )
-from tests.daemon import PROJECT, Daemon, free_port
+from tests.daemon import PROJECT, Daemon, refused_port
 
 CLIENT = [sys.executable, "-m", "pistatsd.client"]
 CONSOLE_SCRIPT = os.path.join(os.path.dirname(sys.executable), "pistatsd-client")
@@ -806,7 +806,8 @@ def test_sum_post(url: str) -> None:
 
 def test_sum_non_numeric_is_a_usage_error_before_any_request() -> None:
     # Nothing listens there: a request would fail with 1, not 2.
-    result = client("sum", f"http://127.0.0.1:{free_port()}", "1", "two")
+    with refused_port() as port:
+        result = client("sum", f"http://127.0.0.1:{port}", "1", "two")
     assert result.returncode == 2
     assert "usage: pistatsd-client sum" in result.stderr
     assert "'two' is not a number" in result.stderr
@@ -892,8 +893,8 @@ def test_watch_when_the_server_stops_or_dies() -> None:
     "command", [["stats"], ["sum", "1", "2"], ["sum", "--post", "1"], ["echo"], ["watch"]]
 )
 def test_unreachable_server(command: list[str]) -> None:
-    port = free_port()
-    result = client(command[0], f"http://127.0.0.1:{port}", *command[1:])
+    with refused_port() as port:
+        result = client(command[0], f"http://127.0.0.1:{port}", *command[1:])
     assert result.returncode == 1
     assert result.stdout == ""
     assert (
@@ -1139,11 +1140,10 @@ def test_tls_certificate_for_another_host(tls: dict[str, Any], command: list[str
 @pytest.fixture(scope="module")
 def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     state = tmp_path_factory.mktemp("state")
-    tls_port = free_port()
     daemon = Daemon(
         [
             "--tls",
-            f"ssl:{tls_port}:interface=127.0.0.1",
+            "ssl:0:interface=127.0.0.1",
             "--state-dir",
             str(state),
             "--broadcast-interval",
@@ -1157,6 +1157,7 @@ def tls_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, s
             for path in state.rglob("*")
             if path.is_file() and b"BEGIN CERTIFICATE" in path.read_bytes()
         ]
+        tls_port = daemon.bound_port("tls")
         yield {"url": f"https://127.0.0.1:{tls_port}", "cafile": str(certificate)}
     finally:
         assert daemon.stop() == 0

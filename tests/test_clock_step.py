@@ -28,7 +28,7 @@ from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
-from tests.daemon import PROJECT, Daemon
+from tests.daemon import LOOPBACK, PROJECT, Daemon
 from tests.real import require_library
 from tests.test_systemd import short_dir
 
@@ -187,7 +187,7 @@ def faked_daemon(tmp_path, how: str) -> Iterator[tuple[Daemon, Watch, Callable[[
             env=dict(env, PISTATSD_CONFIG=str(tmp_path / "pistatsd.toml")),
         )
         daemon.argv = daemon.argv[: daemon.argv.index("pistatsd")]
-        options["port"] = [f"tcp:{daemon.port}:interface=127.0.0.1"]
+        options["port"] = [LOOPBACK]
         (tmp_path / "pistatsd.toml").write_text(
             "".join(f"{key} = {json.dumps(value)}\n" for key, value in options.items())
         )

@@ -14,7 +14,7 @@ import time
 import psutil
 import pytest
 
-from tests.daemon import PROJECT, Daemon, free_port, run_twistd
+from tests.daemon import LOOPBACK, PROJECT, Daemon, bound_ports, run_twistd
 
 
 def test_plugin_is_listed():
@@ -205,19 +205,11 @@ def test_port_in_use_stops_startup():
 
 def test_daemon_mode_pidfile_and_logfile(tmp_path):
     pidfile, logfile = tmp_path / "p.pid", tmp_path / "p.log"
-    port = free_port()
     result = run_twistd(
-        [
-            "--pidfile",
-            str(pidfile),
-            "--logfile",
-            str(logfile),
-            "pistatsd",
-            "--port",
-            f"tcp:{port}:interface=127.0.0.1",
-        ]
+        ["--pidfile", str(pidfile), "--logfile", str(logfile), "pistatsd", "--port", LOOPBACK]
     )
     assert result.returncode == 0, result.stderr
+    [port] = bound_ports(logfile.read_text())
     pid = int(pidfile.read_text())
     process = psutil.Process(pid)
     try:
@@ -253,13 +245,12 @@ def test_daemon_mode_port_in_use_reports_to_terminal(tmp_path):
 
 
 def test_tac_file(tmp_path):
-    port = free_port()
     config = tmp_path / "p.toml"
-    config.write_text(f'port = ["tcp:{port}:interface=127.0.0.1"]\nheartbeat = 0\n')
+    state = tmp_path / "state"
+    config.write_text(f'port = ["{LOOPBACK}"]\nheartbeat = 0\nstate-dir = "{state}"\n')
     d = Daemon(
         twistd_args=("-n", "--pidfile=", "-y", os.path.join(PROJECT, "etc", "pistatsd.tac")),
         env={"PISTATSD_CONFIG": str(config)},
-        port=port,
     )
     d.argv = d.argv[: d.argv.index("pistatsd")]
     d.start()
@@ -269,6 +260,7 @@ def test_tac_file(tmp_path):
         assert d.stop() == 0
 
 
+@pytest.mark.network
 def test_pip_install_into_fresh_venv_finds_plugin(tmp_path):
     """A plain (non-editable) install: twistd lists the plugin and serves the packaged www."""
     if os.environ.get("PISTATSD_SKIP_INSTALL_TEST") == "1":

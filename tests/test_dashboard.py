@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.cdp import Page, launch
-from tests.daemon import PROJECT, Daemon, free_port
+from tests.daemon import PROJECT, Daemon
 from tests.real import require_program
 
 pytestmark = pytest.mark.real
@@ -488,7 +488,6 @@ def test_dashboard_reconnects_with_backoff(chromium, assets):
 
 def test_dashboard_over_https_uses_wss(chromium, assets, tmp_path):
     """Loaded over HTTPS (self-signed certificate), the page talks C{wss://} to the same origin."""
-    tls_port = free_port()
 
     async def go():
         daemon = await start(
@@ -497,11 +496,12 @@ def test_dashboard_over_https_uses_wss(chromium, assets, tmp_path):
                 WWW,
                 *FAST,
                 "--tls",
-                f"ssl:{tls_port}:interface=127.0.0.1",
+                "ssl:0:interface=127.0.0.1",
                 "--state-dir",
                 str(tmp_path / "state"),
             ]
         )
+        tls_port = daemon.bound_port("tls")
         try:
             origin = f"https://127.0.0.1:{tls_port}"
             async with launch(chromium, ["--ignore-certificate-errors"]) as browser:

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.daemon import READY_MARK, free_port, run_twistd
+from tests.daemon import LOOPBACK, READY_MARK, bound_ports, run_twistd
 
 #: twistd's default rotateLength for --logfile.
 ROTATE_LENGTH = 1_000_000
@@ -30,7 +30,6 @@ class Daemonised:
     def __init__(self, directory: Path, *args: str) -> None:
         self.pidfile = directory / "p.pid"
         self.logfile = directory / "p.log"
-        self.port = free_port()
         result = run_twistd(
             [
                 "--pidfile",
@@ -39,11 +38,13 @@ class Daemonised:
                 str(self.logfile),
                 "pistatsd",
                 "--port",
-                f"tcp:{self.port}:interface=127.0.0.1",
+                LOOPBACK,
                 *args,
             ]
         )
         assert result.returncode == 0, result.stdout + result.stderr
+        # Bound (and logged) before twistd's parent returned.
+        self.port = bound_ports(self.log())[0]
         self.process = psutil.Process(int(self.pidfile.read_text()))
 
     def log(self, path: Path | None = None) -> str:
@@ -114,10 +115,10 @@ def test_logfile_rotates_at_one_megabyte(daemonise, tmp_path):
 
 
 def test_daemon_mode_serves_https_with_a_generated_certificate(daemonise, tmp_path):
-    tls_port = free_port()
     state = tmp_path / "state"
-    d = daemonise("--tls", f"ssl:{tls_port}:interface=127.0.0.1", "--state-dir", str(state))
+    d = daemonise("--tls", "ssl:0:interface=127.0.0.1", "--state-dir", str(state))
     d.wait_until(lambda: READY_MARK in d.log(), "ready line")
+    [tls_port] = bound_ports(d.log(), "tls")
     assert "SHA-256 fingerprint" in d.log()
     context = ssl.create_default_context(cafile=str(state / "tls" / "cert.pem"))
     with urllib.request.urlopen(
@@ -139,9 +140,9 @@ def test_daemon_mode_tls_error_reaches_the_terminal(tmp_path):
             str(tmp_path / "p.log"),
             "pistatsd",
             "--port",
-            f"tcp:{free_port()}:interface=127.0.0.1",
+            LOOPBACK,
             "--tls",
-            f"ssl:{free_port()}:interface=127.0.0.1",
+            "ssl:0:interface=127.0.0.1",
             "--cert",
             str(tmp_path / "missing.pem"),
         ]

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.daemon import PROJECT, Daemon, free_port, http_request
+from tests.daemon import PROJECT, Daemon, http_request
 from tests.real import require_program
 
 pytestmark = pytest.mark.real
@@ -44,11 +44,19 @@ def site_config(www: str, listen_port: int, upstream_port: int) -> str:
 
 
 class Nginx:
-    """nginx in the foreground with a temp prefix, serving the shipped site."""
+    """nginx in the foreground with a temp prefix, serving the shipped site.
+
+    Its listening socket is made here and handed over the way nginx's binary
+    upgrade does (the C{NGINX} variable names inherited sockets): the port is
+    known before nginx starts, and no other process can take it meanwhile.
+    """
 
     def __init__(self, program: str, directory: str, www: str, upstream_port: int) -> None:
         self.directory = directory
-        self.port = free_port()
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "pistatsd.conf"), "w") as f:
             f.write(site_config(www, self.port, upstream_port))
@@ -80,31 +88,35 @@ class Nginx:
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
+            env=dict(os.environ, NGINX=f"{listener.fileno()};"),
+            pass_fds=(listener.fileno(),),
         )
+        listener.close()  # only nginx holds it now
         self._wait_until_listening()
 
     def _wait_until_listening(self, timeout: float = 20.0) -> None:
+        """Until a worker runs: connecting proves nothing, the inherited socket queues."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"nginx exited ({self.proc.returncode}):\n{self.errors()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            if "start worker process" in self._error_log():
                 return
-            except OSError:
-                pass
-            # Not listening yet: wait for nginx to exit, up to 20 ms, then look again.
+            # Not serving yet: wait for nginx to exit, up to 20 ms, then look again.
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=0.02)
         raise AssertionError(f"nginx not listening within {timeout}s:\n{self.errors()}")
 
-    def errors(self) -> str:
-        out = self.proc.stdout.read().decode() if self.proc.poll() is not None else ""
+    def _error_log(self) -> str:
         path = os.path.join(self.directory, "error.log")
         if os.path.exists(path):
             with open(path) as f:
-                out += f.read()
-        return out
+                return f.read()
+        return ""
+
+    def errors(self) -> str:
+        out = self.proc.stdout.read().decode() if self.proc.poll() is not None else ""
+        return out + self._error_log()
 
     def request(
         self,

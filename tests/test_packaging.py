@@ -29,7 +29,7 @@ import pytest
 
 from build_support import vendor
 from build_support.pins import UPLOT
-from tests.daemon import PROJECT, Daemon, free_port
+from tests.daemon import LOOPBACK, PROJECT, Daemon
 
 pytestmark = pytest.mark.network
 
@@ -291,20 +291,18 @@ def test_run_and_test_setup_need_no_node_or_npm(tmp_path, path_without_node):
     changed = succeed(["sh", "tools/bootstrap.sh"], cwd=source, env=env, timeout=600)
     assert "already installed" not in changed.stdout
 
-    port = free_port()
     state = tmp_path / "state"
     daemon = Daemon(cwd=str(source), env={"PATH": path_without_node, "PISTATSD_VENV": str(venv)})
     daemon.argv = [
         "sh",
         "tools/run.sh",
         "--port",
-        f"tcp:{port}:interface=127.0.0.1",
+        LOOPBACK,
         "--heartbeat",
         "0",
         "--state-dir",
         str(state),
     ]
-    daemon.port = port
     with running(daemon):
         status, _, body = daemon.get(f"/{UPLOT.subdir}/uPlot.iife.min.js")
         assert (status, sha(body)) == (200, UPLOT.files[0].sha256)

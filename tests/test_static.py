@@ -15,6 +15,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from pistatsd.web.static import StaticFiles, contentTypeFor
+from tests.privileges import file_modes_bind_root
 from tests.support import Client, Response, build_request, parse_responses, request
 
 SMALL = bytes(range(256)) * 16  # 4 KiB
@@ -635,11 +636,16 @@ class SecurityTests(_Base):
             self.assertEqual(r.header("content-type"), "text/plain; charset=utf-8")
 
     def test_unreadableForReal(self) -> None:
-        if os.geteuid() == 0:
-            raise self.skipTest("root can read anything")
+        """
+        A file whose mode forbids reading, for real: as root too, with its
+        override of file modes dropped for the request.
+        """
         os.chmod(self.path("style.css"), 0)
         self.addCleanup(os.chmod, self.path("style.css"), 0o644)
-        r = self.get("/style.css")
+        with file_modes_bind_root():
+            with self.assertRaises(PermissionError):  # whoever we are, it cannot be read
+                open(self.path("style.css"), "rb").close()
+            r = self.get("/style.css")
         self.assertIn(r.status, (403, 404))
         self.assertNotIn(b"body{}", r.body)
 

@@ -36,7 +36,8 @@ from pistatsd.systemd import (
     systemd_service,
     watchdog_interval,
 )
-from tests.daemon import PROJECT, TWISTD, Daemon, free_port
+from tests.daemon import PROJECT, TWISTD, Daemon
+from tests.real import missing, require_program
 
 SERVICE = os.path.join(PROJECT, "etc", "pistatsd.service")
 SOCKET = os.path.join(PROJECT, "etc", "pistatsd.socket")
@@ -258,10 +259,9 @@ def test_service_unit_directives():
     assert socket_unit["ListenStream"] == ["0.0.0.0:8888"]
 
 
+@pytest.mark.real
 def test_systemd_analyze_verify(tmp_path):
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+    analyze = require_program("systemd-analyze")
     # verify checks that ExecStart's program exists: point it at this venv's.
     with open(SERVICE) as f:
         text = f.read().replace("/opt/pistatsd/bin/twistd", TWISTD)
@@ -328,15 +328,15 @@ class Datagrams:
 def test_notify_ready_watchdog_and_stopping_with_the_shipped_command(tmp_path):
     directory = short_dir()
     notify = Datagrams(os.path.join(directory, "notify"))
-    port = free_port()
-    d = Daemon(env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000"}, port=port)
-    d.argv = shipped_command(str(tmp_path), port)
+    d = Daemon(env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "200000"})
+    d.argv = shipped_command(str(tmp_path), 0)
     try:
         d.proc = subprocess.Popen(
             d.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0, env=d.env
         )
         ready = notify.wait_for("READY=1")
-        # Ready means listening: the port answers at once.
+        # Ready means listening: the port (logged when bound, before) answers at once.
+        d.port = d.bound_port()
         assert d.get("/alive")[2] == b"Alive"
         assert f"MAINPID={d.proc.pid}" in ready.split("\n")
         assert any(line.startswith("STATUS=") for line in ready.split("\n"))
@@ -439,12 +439,12 @@ def test_survives_memory_deny_write_execute(tmp_path):
         [sys.executable, "-c", MDWE_WRAPPER, "/bin/true"], capture_output=True, text=True
     )
     if probe.returncode == 3:
-        pytest.skip("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
+        missing("this kernel has no PR_SET_MDWE (Linux >= 6.3)")
     assert probe.returncode == 0, probe.stdout + probe.stderr
-    tls_port = free_port()
-    d = Daemon(["--tls", f"ssl:{tls_port}:interface=127.0.0.1", "--state-dir", str(tmp_path)])
+    d = Daemon(["--tls", "ssl:0:interface=127.0.0.1", "--state-dir", str(tmp_path)])
     d.argv = [sys.executable, "-c", MDWE_WRAPPER, *d.argv]
     d.start()
+    tls_port = d.bound_port("tls")
     try:
         assert "MDWE on" in d.text()
         context = ssl.create_default_context(cafile=str(tmp_path / "tls" / "cert.pem"))

@@ -38,7 +38,7 @@ from pistatsd.certificates import (
 )
 from pistatsd.config import Config, ConfigError
 from pistatsd.tls import SSLDescription, check_tls, parse_ssl, server_options, tls_endpoint
-from tests.daemon import Daemon, free_port, run_twistd
+from tests.daemon import LOOPBACK, Daemon, run_twistd
 
 UTC = datetime.UTC
 
@@ -580,11 +580,8 @@ FINGERPRINT = re.compile(r"SHA-256 fingerprint ([0-9A-F:]{95})")
 
 
 def tls_daemon(start, state_dir: str, *extra: str, **kw) -> tuple[Daemon, int]:
-    tls_port = free_port()
-    d = start(
-        "--tls", f"ssl:{tls_port}:interface=127.0.0.1", "--state-dir", state_dir, *extra, **kw
-    )
-    return d, tls_port
+    d = start("--tls", "ssl:0:interface=127.0.0.1", "--state-dir", state_dir, *extra, **kw)
+    return d, d.bound_port("tls")
 
 
 #: An OpenSSL configuration that allows everything by default (security level
@@ -742,16 +739,15 @@ def test_mismatched_key_stops_startup_with_one_line(tmp_path):
     _, cert = make_leaf(*make_ca())
     certfile = write(str(tmp_path / "cert.pem"), cert_pem(cert))
     other = write(str(tmp_path / "other.pem"), key_pem(ec.generate_private_key(ec.SECP256R1())))
-    port = free_port()
     result = run_twistd(
         [
             "-n",
             "--pidfile=",
             "pistatsd",
             "--port",
-            f"tcp:{free_port()}:interface=127.0.0.1",
+            LOOPBACK,
             "--tls",
-            f"ssl:{port}:interface=127.0.0.1",
+            "ssl:0:interface=127.0.0.1",
             "--cert",
             certfile,
             "--key",
@@ -761,7 +757,7 @@ def test_mismatched_key_stops_startup_with_one_line(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert (
-        f"--tls ssl:{port}:interface=127.0.0.1: key {other} does not match certificate {certfile}"
+        f"--tls ssl:0:interface=127.0.0.1: key {other} does not match certificate {certfile}"
         in output
     )
     assert "Traceback" not in output

@@ -25,7 +25,7 @@ import pytest
 from build_support import vendor
 from build_support.pins import UPLOT, Pin, PinnedFile
 from build_support.vendor import VendorError, ensure
-from tests.daemon import PROJECT, free_port
+from tests.daemon import PROJECT, refused_port
 
 CONTENTS = {
     "package/dist/lib.min.js": b"window.Lib = function () {};\n",
@@ -294,27 +294,28 @@ def test_https_checks_certificate_and_host(monkeypatch):
 
 def test_unreachable_registry_fails_with_one_line(tmp_path):
     """The real urllib path, through a loopback proxy port where nothing listens."""
-    proxy = f"http://127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if k.lower() not in {"no_proxy", ENV.lower()}}
-    env.update(https_proxy=proxy, HTTPS_PROXY=proxy)
-    dest = tmp_path / "uplot"
-    result = subprocess.run(
-        [sys.executable, "-m", "build_support.vendor", str(dest)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=PROJECT,
-        env=env,
-    )
-    assert result.returncode == 1
-    assert result.stdout == ""
-    assert re.fullmatch(
-        rf"fetch-assets: cannot download uPlot 1\.6\.32 from {re.escape(UPLOT.url)} \(.+\): "
-        rf"check the network, or build offline with {ENV}=/path/to/uplot-1\.6\.32\.tgz "
-        rf"\(a copy of {re.escape(UPLOT.url)}\)\n",
-        result.stderr,
-    ), result.stderr
-    assert not dest.exists()
+    with refused_port() as port:
+        proxy = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if k.lower() not in {"no_proxy", ENV.lower()}}
+        env.update(https_proxy=proxy, HTTPS_PROXY=proxy)
+        dest = tmp_path / "uplot"
+        result = subprocess.run(
+            [sys.executable, "-m", "build_support.vendor", str(dest)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=PROJECT,
+            env=env,
+        )
+        assert result.returncode == 1
+        assert result.stdout == ""
+        assert re.fullmatch(
+            rf"fetch-assets: cannot download uPlot 1\.6\.32 from {re.escape(UPLOT.url)} \(.+\): "
+            rf"check the network, or build offline with {ENV}=/path/to/uplot-1\.6\.32\.tgz "
+            rf"\(a copy of {re.escape(UPLOT.url)}\)\n",
+            result.stderr,
+        ), result.stderr
+        assert not dest.exists()
 
 
 def test_command_line_check(tmp_path, capsys):

@@ -179,11 +179,9 @@ def test_health_counts_websocket_clients(server):
 def test_wss_echo_with_the_generated_certificate(tmp_path):
     import ssl
 
-    from tests.daemon import free_port
-
-    tls_port = free_port()
     state = tmp_path / "state"
-    d = Daemon(["--tls", f"ssl:{tls_port}:interface=127.0.0.1", "--state-dir", str(state)]).start()
+    d = Daemon(["--tls", "ssl:0:interface=127.0.0.1", "--state-dir", str(state)]).start()
+    tls_port = d.bound_port("tls")
     try:
         context = ssl.create_default_context(cafile=str(state / "tls" / "cert.pem"))
 
