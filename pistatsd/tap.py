@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.application.service import MultiService, Service
@@ -13,21 +12,12 @@ from twisted.python import usage
 
 from pistatsd import __version__
 from pistatsd.clock import use_monotonic_clock
-from pistatsd.config import OPTIONS, Config, ConfigError, build_config
+from pistatsd.config import OPTIONS, Config
+from pistatsd.errors import StartupError
+from pistatsd.startup import load
 from pistatsd.ws.origins import OriginPolicy
 
 _log = Logger()
-
-
-def _check_endpoints(config: Config) -> None:
-    """Parse every endpoint string now, so a typo stops start-up with its option named."""
-    from twisted.internet import reactor
-
-    for description in config.port:
-        try:
-            serverFromString(reactor, description)
-        except Exception as e:
-            raise ConfigError(f"--port {description}: {e}") from None
 
 
 #: Listen backlog for tcp:/ssl: endpoints that name none.  Twisted's default
@@ -42,32 +32,6 @@ def with_backlog(description: str) -> str:
     if kind in ("tcp", "ssl", "tcp6") and "backlog=" not in description:
         return f"{description}:backlog={DEFAULT_BACKLOG}"
     return description
-
-
-def _check_tls(config: Config) -> None:
-    """Certificates and keys are checked at start-up, not at the first handshake."""
-    if config.tls or config.cert or config.key:
-        from pistatsd.tls import check_tls
-
-        check_tls(config)
-
-
-def _check_sensors(config: Config) -> None:
-    """Command sensors from the TOML file are checked before anything starts."""
-    from pistatsd.sensors.wiring import check_sensors
-
-    check_sensors(config)
-
-
-def _check_paths(config: Config) -> None:
-    if not os.path.isdir(config.www):
-        raise ConfigError(f"--www {config.www}: not a directory")
-    if config.influx_cafile is not None and not os.path.isfile(config.influx_cafile):
-        raise ConfigError(f"--influx-cafile {config.influx_cafile}: no such file")
-    if config.access_log is not None:
-        parent = os.path.dirname(os.path.abspath(config.access_log))
-        if not os.path.isdir(parent):
-            raise ConfigError(f"--access-log {config.access_log}: no directory {parent}")
 
 
 class Options(usage.Options):
@@ -128,10 +92,8 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         try:
-            self.config = build_config(
-                self.given(), (_check_paths, _check_endpoints, _check_tls, _check_sensors)
-            )
-        except ConfigError as e:
+            self.config = load(self.given())
+        except StartupError as e:
             raise usage.UsageError(str(e)) from None
 
 

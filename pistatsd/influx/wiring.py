@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from twisted.internet.interfaces import IReactorTime
 
 from pistatsd.config import Config
+from pistatsd.errors import StartupError
 from pistatsd.influx.points import DaemonPoints, Sensors, Tally
 from pistatsd.influx.reporter import InfluxReporter
 from pistatsd.influx.spool import SPOOL_NAME, Spool
@@ -19,14 +20,6 @@ from pistatsd.influx.writer import HTTPClient, InfluxTarget, tls_policy_for_cafi
 
 if TYPE_CHECKING:
     from pistatsd.sampler import Sampler
-
-
-class InfluxStartupError(SystemExit, Exception):
-    """An unusable C{--influx-cafile}: stop start-up with one clear line, no traceback.
-
-    Like L{pistatsd.listening.StartupFailed}: a C{SystemExit} so C{twistd -n}
-    prints the message and exits non-zero.
-    """
 
 
 def target_from_config(config: Config) -> InfluxTarget:
@@ -68,11 +61,11 @@ def influx_service(
         try:
             policy = tls_policy_for_cafile(config.influx_cafile)
         except OSError as e:
-            raise InfluxStartupError(
+            raise StartupError(
                 f"--influx-cafile {config.influx_cafile}: cannot read it: {e.strerror}"
             ) from None
         except ValueError as e:
-            raise InfluxStartupError(f"--influx-cafile {config.influx_cafile}: {e}") from None
+            raise StartupError(f"--influx-cafile {config.influx_cafile}: {e}") from None
     spool = Spool(os.path.join(state_dir or config.state_dir, SPOOL_NAME))
     return InfluxReporter(
         target=target_from_config(config),
