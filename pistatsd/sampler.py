@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from math import ceil
 from typing import Any
 
@@ -57,6 +57,8 @@ class Sampler(Service):
     with every pending measurement, in L{stopService}.
     """
 
+    name = "sampler"
+
     def __init__(
         self,
         clock: IReactorTime,
@@ -65,6 +67,7 @@ class Sampler(Service):
         collector: SystemCollector | None = None,
         max_pending: int = 10000,
         wall: Callable[[], float] = time.time,
+        sections: Sequence[Callable[[], Mapping[str, Any]]] = (),
     ) -> None:
         """
         @param clock: the reactor (or a L{twisted.internet.task.Clock} in tests).
@@ -73,6 +76,10 @@ class Sampler(Service):
         @param collector: what reads the machine; a real L{SystemCollector} by default.
         @param max_pending: how many on-demand CPU measurements may run at once.
         @param wall: the wall clock (epoch seconds) that stamps the snapshots.
+        @param sections: extra snapshot sections from other parts of the
+            daemon (sensor readings): each returns a mapping merged into
+            every snapshot.  They must be cheap and never block: they run
+            on every sample.
         """
         if interval <= 0:
             raise ValueError(f"interval must be positive, not {interval!r}")
@@ -96,10 +103,7 @@ class Sampler(Service):
         self._refused = 0
         self._recent_reading: CpuReading | None = None
         self._last_measured: tuple[CpuReading, CpuReading, Snapshot, Snapshot] | None = None
-        #: Extra snapshot sections from other parts of the daemon (e.g. sensor
-        #: readings): each returns a mapping merged into every snapshot.  They
-        #: must be cheap and never block: they run on every sample.
-        self.sections: list[Callable[[], Mapping[str, Any]]] = []
+        self.sections = tuple(sections)
 
     def startService(self) -> None:
         """Take the warm-up sample now, then one every C{interval}."""

@@ -236,7 +236,7 @@ class DocumentationTests(SynchronousTestCase):
 
 class BacklogTests(SynchronousTestCase):
     def test_default_backlog_added(self) -> None:
-        from pistatsd.tap import with_backlog
+        from pistatsd.web.wiring import with_backlog
 
         self.assertEqual(with_backlog("tcp:8888"), "tcp:8888:backlog=1024")
         self.assertEqual(with_backlog("ssl:8443"), "ssl:8443:backlog=1024")

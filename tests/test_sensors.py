@@ -22,7 +22,7 @@ from pistatsd.sensors import resource as resource_module
 from pistatsd.sensors import store as store_module
 from pistatsd.sensors.confine import Confinement, ReadError
 from pistatsd.sensors.model import FileSensor
-from pistatsd.sensors.resource import _is_loopback, as_text
+from pistatsd.sensors.resource import MutationGuard, SensorsResource, _is_loopback, as_text
 from pistatsd.sensors.service import SensorsService
 from pistatsd.sensors.store import FILENAME, SensorStore
 from pistatsd.web.site import PistatsdSite
@@ -81,13 +81,12 @@ class SensorsCase(SynchronousTestCase):
             clock=self.clock,
             confinement=Confinement.of(roots or [self.root]),
             store=SensorStore(self.state, self.clock.seconds),
-            api_token=token,
             **kw,
         )
         self.services.append(self.service)
         self.service.startService()
         api = Resource()
-        api.putChild(b"sensors", self.service.resource)
+        api.putChild(b"sensors", SensorsResource(self.service, MutationGuard(token)))
         root = Resource()
         root.putChild(b"api", api)
         self.site = PistatsdSite(root, reactor=self.clock, max_body=4096)

@@ -13,12 +13,14 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.hosts import HostPolicy, HostRules
+from pistatsd.web.routes import mount
 from pistatsd.web.site import PistatsdSite
 from pistatsd.ws.broadcast import Broadcaster
 from pistatsd.ws.hub import WebSocketHub
 from pistatsd.ws.origins import OriginPolicy, origin_key
-from pistatsd.ws.resource import websocket_tree
+from pistatsd.ws.wiring import websocket_routes
 from tests.support import Client
 from tests.wsclient import MemoryWebSocket
 
@@ -50,20 +52,19 @@ class WebSocketTestCase(SynchronousTestCase):
         self.broadcaster = Broadcaster(
             self.sampler, self.clock, self.interval, stuck_after=5, wall=self.clock.seconds
         )
-        self.hub = WebSocketHub(self.broadcaster, self.clock)
+        connections = ConnectionCounter(self.max_connections)
+        self.hub = WebSocketHub(self.broadcaster, self.clock, connections=connections)
         self.hub.startService()
-        root = Resource()
         origins = OriginPolicy.from_config(self.allowed)
-        root.putChild(b"ws", websocket_tree(self.hub, origins))
+        root = mount(Resource(), websocket_routes(self.hub, origins))
         hosts = HostPolicy(HostRules.from_config(self.hosts, self.allowed), clock=self.clock)
         self.site = PistatsdSite(
             root,
             reactor=self.clock,
-            max_connections=self.max_connections,
+            connections=connections,
             hosts=hosts,
             origins=origins,
         )
-        self.site.extra_connections = lambda: self.hub.count
 
     def connect(self, path: str = "/ws/echo", **kw) -> MemoryWebSocket:
         return MemoryWebSocket(self.site, path, **kw)

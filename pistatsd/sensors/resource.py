@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from attrs import field, frozen
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -33,18 +33,18 @@ from pistatsd.sensors.model import (
     InvalidSensor,
     SensorError,
     check_name,
-    decode_json_object,
     parse_file_sensor,
 )
+from pistatsd.sensors.service import SensorsService
+from pistatsd.web.jsonbody import decode_json_object, is_json_content_type
 from pistatsd.web.negotiation import preferred
 from pistatsd.web.responses import JSONResource, json_body, json_error, text_body
-
-if TYPE_CHECKING:
-    from pistatsd.sensors.service import SensorsService
 
 _log = Logger()
 
 _OFFERS = ("application/json", "text/plain")
+#: Shown when a body is JSON but not an object.
+_EXAMPLE = '{"name": "room", "path": "/sys/..."}'
 #: Headers a reverse proxy adds: their presence means the peer is a relay.
 FORWARDING_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
 
@@ -111,13 +111,6 @@ class MutationGuard:
         return None
 
 
-def is_json_content_type(header: bytes | None) -> bool:
-    """C{application/json}, parameters such as charset allowed, any letter case."""
-    if not header:
-        return False
-    return header.split(b";", 1)[0].strip().lower() == b"application/json"
-
-
 def _format_value(value: float | None) -> str:
     return "null" if value is None else repr(value)
 
@@ -140,7 +133,11 @@ def _read_sensor_body(request: Request, url_name: str | None = None) -> Any:
     if not is_json_content_type(request.getHeader(b"content-type")):
         return json_error(request, 415, "the body must be sent with Content-Type: application/json")
     try:
-        return parse_file_sensor(decode_json_object(request.content.read()), url_name)
+        document = decode_json_object(request.content.read(), example=_EXAMPLE)
+    except ValueError as e:
+        return json_error(request, 400, str(e))
+    try:
+        return parse_file_sensor(document, url_name)
     except InvalidSensor as e:
         return json_error(request, 400, str(e))
 

@@ -30,7 +30,6 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import IResource
 
 from pistatsd.sensors.commands import CommandFailed, CommandRunner, parse_output
 from pistatsd.sensors.confine import Confinement, ReadError
@@ -43,7 +42,6 @@ from pistatsd.sensors.model import (
     SensorError,
     scaled,
 )
-from pistatsd.sensors.resource import MutationGuard, SensorsResource
 from pistatsd.sensors.store import SensorStore
 from pistatsd.sensors.threads import BlockingRunner, InlineRunner
 
@@ -76,12 +74,13 @@ class _PendingRead:
 
 
 class SensorsService(Service):
-    """User-defined sensors: their definitions, readings and REST resource.
+    """User-defined sensors: their definitions and readings.
 
-    @ivar resource: C{/api/sensors}, to be mounted by the composition root.
+    Knows nothing of HTTP: C{/api/sensors} (L{pistatsd.sensors.resource})
+    calls it, and the sampler and InfluxDB read its cache.
     """
 
-    resource: IResource
+    name = "sensors"
 
     def __init__(
         self,
@@ -92,7 +91,6 @@ class SensorsService(Service):
         commands: Sequence[CommandSensor] = (),
         command_runner: CommandRunner | None = None,
         blocking: BlockingRunner | None = None,
-        api_token: str | None = None,
         interval: float = REFRESH_INTERVAL,
         max_sensors: int = MAX_SENSORS,
         first_read_wait: float = FIRST_READ_WAIT,
@@ -104,8 +102,6 @@ class SensorsService(Service):
             processes on the real reactor.
         @param blocking: where file reads and saves run; worker threads in
             the daemon, L{InlineRunner} (the default) in tests.
-        @param api_token: the bearer token mutations need; None means
-            mutations are accepted from loopback clients only.
         """
         if commands and command_runner is None:
             raise ValueError("command sensors need a command runner")
@@ -127,7 +123,6 @@ class SensorsService(Service):
         self._section: dict[str, Any] | None = None
         self._lock = DeferredLock()
         self._loop: LoopingCall | None = None
-        self.resource = SensorsResource(self, MutationGuard(api_token))
 
     # Lifecycle
 

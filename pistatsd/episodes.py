@@ -1,0 +1,79 @@
+"""Log once per episode: the first line when a problem starts, one line with the count when it ends.
+
+A daemon that runs for months meets the same problem again and again (a
+full queue, a sensor that cannot be read, systemd gone); a log line per
+event would fill the journal and hide everything else.  An L{Episode}
+logs the first occurrence, counts the rest, and logs one closing line,
+with how many there were, once the condition has ended.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+
+class Episode:
+    """One condition that starts, may repeat, and ends.
+
+    @param log: the logger of the module the condition belongs to (so the
+        lines carry its namespace).
+    @param start_format: logged (PEP 3101 format) on the first
+        L{happened} of an episode, with the fields given to it.
+    @param end_format: logged on L{ended}, with the fields given to it and
+        C{count}: how many times it happened in the episode.
+    @param level: the level of the first line; the closing line is info.
+    @ivar count: occurrences in the current episode (0 when none is going on).
+    """
+
+    def __init__(
+        self,
+        log: Logger,
+        start_format: str,
+        end_format: str,
+        level: LogLevel = LogLevel.warn,
+    ) -> None:
+        self._log = log
+        self._start = start_format
+        self._end = end_format
+        self._level = level
+        self.count = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether the condition is going on (it happened and has not ended)."""
+        return self.count > 0
+
+    def happened(self, failure: Failure | None = None, **fields: Any) -> bool:
+        """Count one occurrence; log it if it opens the episode.  True if it did.
+
+        @param failure: logged with its traceback (C{Logger.failure}) when
+            the occurrence is a bug rather than a known condition.
+        @param fields: the log event's fields (the start format's names).
+        """
+        self.count += 1
+        if self.count > 1:
+            return False
+        if failure is not None:
+            self._log.failure(self._start, failure, self._level, **fields)
+        else:
+            self._log.emit(self._level, self._start, **fields)
+        return True
+
+    def happened_times(self, n: int, **fields: Any) -> bool:
+        """Count C{n} occurrences at once (a batch); log if they open the episode."""
+        if n <= 0:
+            return False
+        opened = self.happened(**fields)
+        self.count += n - 1
+        return opened
+
+    def ended(self, **fields: Any) -> bool:
+        """The condition is over: log the closing line with the count.  True if one was going on."""
+        if not self.count:
+            return False
+        count, self.count = self.count, 0
+        self._log.info(self._end, count=count, **fields)
+        return True
