@@ -25,6 +25,7 @@ class Episode:
     @param end_format: logged on L{ended}, with the fields given to it and
         C{count}: how many times it happened in the episode.
     @param level: the level of the first line; the closing line is info.
+    @param count_field: the name the closing line gives the count.
     @ivar count: occurrences in the current episode (0 when none is going on).
     """
 
@@ -34,11 +35,13 @@ class Episode:
         start_format: str,
         end_format: str,
         level: LogLevel = LogLevel.warn,
+        count_field: str = "count",
     ) -> None:
         self._log = log
         self._start = start_format
         self._end = end_format
         self._level = level
+        self._count_field = count_field
         self.count = 0
 
     @property
@@ -46,7 +49,7 @@ class Episode:
         """Whether the condition is going on (it happened and has not ended)."""
         return self.count > 0
 
-    def happened(self, failure: Failure | None = None, **fields: Any) -> bool:
+    def happened(self, failure: Failure | None = None, /, **fields: Any) -> bool:
         """Count one occurrence; log it if it opens the episode.  True if it did.
 
         @param failure: logged with its traceback (C{Logger.failure}) when
@@ -75,5 +78,47 @@ class Episode:
         if not self.count:
             return False
         count, self.count = self.count, 0
-        self._log.info(self._end, count=count, **fields)
+        self._log.info(self._end, **{self._count_field: count}, **fields)
         return True
+
+    def forget(self) -> None:
+        """End the episode without a closing line (what it was about is gone)."""
+        self.count = 0
+
+
+class Episodes:
+    """One L{Episode} per key (a part, a sensor), all with the same lines."""
+
+    def __init__(
+        self,
+        log: Logger,
+        start_format: str,
+        end_format: str,
+        level: LogLevel = LogLevel.warn,
+    ) -> None:
+        self._log = log
+        self._start = start_format
+        self._end = end_format
+        self._level = level
+        self._episodes: dict[str, Episode] = {}
+
+    def happened(self, key: str, /, failure: Failure | None = None, **fields: Any) -> bool:
+        """Count one occurrence for C{key}; log it if it opens C{key}'s episode."""
+        episode = self._episodes.get(key)
+        if episode is None:
+            episode = self._episodes[key] = Episode(self._log, self._start, self._end, self._level)
+        return episode.happened(failure, **fields)
+
+    def ended(self, key: str, /, **fields: Any) -> bool:
+        """C{key}'s condition is over: log the closing line if an episode was going on."""
+        episode = self._episodes.pop(key, None)
+        return episode is not None and episode.ended(**fields)
+
+    def forget(self, key: str) -> None:
+        """Drop C{key}'s episode without a line (the sensor was replaced or deleted)."""
+        self._episodes.pop(key, None)
+
+    def active(self, key: str) -> bool:
+        """Whether C{key}'s condition is going on."""
+        episode = self._episodes.get(key)
+        return episode is not None and episode.active

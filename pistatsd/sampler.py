@@ -25,9 +25,10 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from pistatsd.episodes import Episode
 from pistatsd.sysinfo import CpuReading, Snapshot, SystemCollector, cpu_section
 
 _log = Logger()
@@ -98,9 +99,20 @@ class Sampler(Service):
         self._latest: Snapshot | None = None
         self._latest_json: bytes | None = None
         self._loop: LoopingCall | None = None
-        self._sampling_failures = 0
+        self._sampling_failures = Episode(
+            _log,
+            "Sampling failed; keeping the previous snapshot until it works again",
+            "Sampling works again after {n} failures",
+            level=LogLevel.critical,
+            count_field="n",
+        )
         self._pending: dict[Deferred[Snapshot], IDelayedCall] = {}
-        self._refused = 0
+        self._refusals = Episode(
+            _log,
+            "{limit} CPU measurements in progress; refusing more until one ends",
+            "Accepting CPU measurements again after refusing {n}",
+            count_field="n",
+        )
         self._recent_reading: CpuReading | None = None
         self._last_measured: tuple[CpuReading, CpuReading, Snapshot, Snapshot] | None = None
         self.sections = tuple(sections)
@@ -171,12 +183,12 @@ class Sampler(Service):
                 snapshot.update(section())
             encoded = json.dumps(snapshot).encode("utf-8")
         except Exception:
-            self._sampling_failed()
+            self._sampling_failures.happened(Failure())
             return
         self._latest = snapshot
         self._latest_json = encoded
         self._history.append((now, encoded))
-        self._sampling_recovered()
+        self._sampling_failures.ended()
 
     def measure_cpu(self, seconds: float) -> Deferred[Snapshot]:
         """CPU usage measured over the next C{seconds}, from now.
@@ -190,8 +202,9 @@ class Sampler(Service):
         """
         assert seconds > 0, seconds
         if len(self._pending) >= self.max_pending:
-            raise self._refusal()
-        self._end_refusals()
+            self._refusals.happened(limit=self.max_pending)
+            raise TooManyMeasurements(f"{self.max_pending} CPU measurements already in progress")
+        self._refusals.ended()
         try:
             before = self._read_cpu()
         except Exception:
@@ -255,34 +268,6 @@ class Sampler(Service):
             return recent
         self._recent_reading = self.collector.read_cpu(now, timestamp=self._wall())
         return self._recent_reading
-
-    def _refusal(self) -> TooManyMeasurements:
-        """Count a refused measurement, log the first of an episode: the error to raise."""
-        if self._refused == 0:
-            _log.warn(
-                "{limit} CPU measurements in progress; refusing more until one ends",
-                limit=self.max_pending,
-            )
-        self._refused += 1
-        return TooManyMeasurements(f"{self.max_pending} CPU measurements already in progress")
-
-    def _end_refusals(self) -> None:
-        """A measurement was accepted: close the episode of refusals, if any."""
-        if self._refused:
-            _log.info("Accepting CPU measurements again after refusing {n}", n=self._refused)
-            self._refused = 0
-
-    def _sampling_failed(self) -> None:
-        """Log the first failure of an episode with its traceback; count the rest."""
-        if self._sampling_failures == 0:
-            _log.failure("Sampling failed; keeping the previous snapshot until it works again")
-        self._sampling_failures += 1
-
-    def _sampling_recovered(self) -> None:
-        """Close an episode of failures with one line."""
-        if self._sampling_failures:
-            _log.info("Sampling works again after {n} failures", n=self._sampling_failures)
-            self._sampling_failures = 0
 
     def _loop_died(self, failure: Failure) -> None:
         """Cannot happen (L{sample} never raises), but never fail silently."""

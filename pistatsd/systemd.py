@@ -26,6 +26,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from pistatsd import __version__
+from pistatsd.episodes import Episode
 
 _log = Logger()
 
@@ -58,7 +59,11 @@ class Notifier:
     def __init__(self, address: str) -> None:
         self.address = address
         self.failures = 0
-        self._failing = False
+        self._failing = Episode(
+            _log,
+            "systemd notification to {address} failed: {error}",
+            "systemd notifications to {address} work again ({failures} failed in all)",
+        )
 
     def send(self, message: str) -> bool:
         """Send one notification (C{"READY=1\\nSTATUS=..."}); True if it went out."""
@@ -69,22 +74,13 @@ class Notifier:
                 sock.sendto(message.encode("utf-8"), self.address)
         except OSError as e:
             self.failures += 1
-            if not self._failing:
-                self._failing = True
-                _log.warn(
-                    "systemd notification to {address} failed: {error}",
-                    address=self.address.replace("\0", "@"),
-                    error=e.strerror or str(e),
-                    message=message,
-                )
-            return False
-        if self._failing:
-            self._failing = False
-            _log.info(
-                "systemd notifications to {address} work again ({failures} failed in all)",
+            self._failing.happened(
                 address=self.address.replace("\0", "@"),
-                failures=self.failures,
+                error=e.strerror or str(e),
+                message=message,
             )
+            return False
+        self._failing.ended(address=self.address.replace("\0", "@"), failures=self.failures)
         return True
 
 

@@ -31,6 +31,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pistatsd.episodes import Episodes
 from pistatsd.sensors.commands import CommandFailed, CommandRunner, parse_output
 from pistatsd.sensors.confine import Confinement, ReadError
 from pistatsd.sensors.model import (
@@ -57,6 +58,13 @@ REFRESH_INTERVAL = 5.0
 FIRST_READ_WAIT = 2.0
 #: A file read still running after this long is reported as an error.
 STUCK_AFTER = 30.0
+
+
+def _unreadable() -> Episodes:
+    """One episode per sensor that cannot be read: logged when it starts and ends."""
+    return Episodes(
+        _log, "Sensor {name} cannot be read: {error}{detail}", "Sensor {name} reads again"
+    )
 
 
 @define(eq=False)
@@ -123,6 +131,7 @@ class SensorsService(Service):
         self._section: dict[str, Any] | None = None
         self._lock = DeferredLock()
         self._loop: LoopingCall | None = None
+        self._unreadable = _unreadable()
 
     # Lifecycle
 
@@ -145,6 +154,7 @@ class SensorsService(Service):
             else:
                 self._files[sensor.name] = sensor
         self._cache = {name: NOT_READ_YET for name in self._all_names()}
+        self._unreadable = _unreadable()
         self._section = None
         self._loop = LoopingCall(self._tick)
         self._loop.clock = self._clock
@@ -350,8 +360,10 @@ class SensorsService(Service):
         for name, sensor in files.items():
             if self._files.get(name) != sensor:
                 self._cache[name] = NOT_READ_YET
+                self._unreadable.forget(name)
         for name in self._files.keys() - files.keys():
             self._cache.pop(name, None)
+            self._unreadable.forget(name)
         self._files = files
         self._section = None
 
@@ -474,13 +486,9 @@ class SensorsService(Service):
         self._cache[name] = reading
         if reading != previous:
             self._section = None
-        failing_before = previous.error is not None and previous is not NOT_READ_YET
-        if reading.error is not None and not failing_before:
-            _log.warn(
-                "Sensor {name} cannot be read: {error}{detail}",
-                name=name,
-                error=reading.error,
-                detail=f" ({detail})" if detail else "",
+        if reading.error is not None:
+            self._unreadable.happened(
+                name, name=name, error=reading.error, detail=f" ({detail})" if detail else ""
             )
-        elif reading.error is None and failing_before:
-            _log.info("Sensor {name} reads again", name=name)
+        else:
+            self._unreadable.ended(name, name=name)
