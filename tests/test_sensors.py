@@ -18,6 +18,7 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from pistatsd import files as files_module
 from pistatsd.sensors import resource as resource_module
 from pistatsd.sensors import store as store_module
 from pistatsd.sensors.confine import Confinement, ReadError
@@ -925,7 +926,7 @@ class PersistenceTests(SensorsCase):
         def no_space(*args: Any, **kwargs: Any) -> Any:
             raise OSError(28, "No space left on device")
 
-        self.patch(store_module.tempfile, "mkstemp", no_space)
+        self.patch(files_module.tempfile, "mkstemp", no_space)
         logged = Logged(self)
         self.start()
         self.assertEqual(self.service.readings(), {"room": 21.5})
