@@ -21,14 +21,14 @@ from collections.abc import Callable, Mapping, Sequence
 from math import ceil
 from typing import Any
 
-from twisted.application.service import Service
+from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from pistatsd.episodes import Episode
+from pistatsd.loops import guarded
 from pistatsd.sysinfo import CpuReading, Snapshot, SystemCollector, cpu_section
 
 _log = Logger()
@@ -50,7 +50,7 @@ class TooManyMeasurements(Exception):
     """
 
 
-class Sampler(Service):
+class Sampler(TimerService):
     """Samples the machine every C{interval} seconds on the given clock.
 
     Owns its lifecycle: the loop starts in L{startService} (after a first,
@@ -84,6 +84,8 @@ class Sampler(Service):
         """
         if interval <= 0:
             raise ValueError(f"interval must be positive, not {interval!r}")
+        super().__init__(interval, guarded(self.sample, "sampling"))
+        self.clock = clock
         self._clock = clock
         self._wall = wall
         self.interval = interval
@@ -98,7 +100,6 @@ class Sampler(Service):
         )
         self._latest: Snapshot | None = None
         self._latest_json: bytes | None = None
-        self._loop: LoopingCall | None = None
         self._sampling_failures = Episode(
             _log,
             "Sampling failed; keeping the previous snapshot until it works again",
@@ -118,21 +119,18 @@ class Sampler(Service):
         self.sections = tuple(sections)
 
     def startService(self) -> None:
-        """Take the warm-up sample now, then one every C{interval}."""
+        """Take the warm-up sample now, then one every C{interval} (L{TimerService})."""
         super().startService()
-        self.sample()
-        self._loop = LoopingCall(self.sample)
-        self._loop.clock = self._clock
-        self._loop.start(self.interval, now=False).addErrback(self._loop_died)
 
-    def stopService(self) -> Deferred[None] | None:
-        """Stop sampling and cancel pending measurements so shutdown never waits."""
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+    def stopService(self) -> None:
+        """Stop sampling and cancel pending measurements so shutdown never waits.
+
+        The loop stops at once (its Deferred has already fired), so there is
+        nothing for twistd to wait for.
+        """
         for measurement in list(self._pending):
             measurement.cancel()
-        return super().stopService()
+        super().stopService()
 
     @property
     def latest(self) -> Snapshot:
@@ -268,7 +266,3 @@ class Sampler(Service):
             return recent
         self._recent_reading = self.collector.read_cpu(now, timestamp=self._wall())
         return self._recent_reading
-
-    def _loop_died(self, failure: Failure) -> None:
-        """Cannot happen (L{sample} never raises), but never fail silently."""
-        _log.failure("The sampling loop stopped", failure=failure)

@@ -22,11 +22,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from pistatsd import __version__
 from pistatsd.episodes import Episode
+from pistatsd.loops import Repeating
 
 _log = Logger()
 
@@ -115,7 +115,7 @@ class SystemdNotifyService(Service):
         self.watchdog_interval = watchdog_interval
         self.pid = os.getpid() if pid is None else pid
         self.status = status or f"pistatsd {__version__} serving"
-        self._watchdog: LoopingCall | None = None
+        self._watchdog = Repeating(reactor, self._ping, "systemd watchdog ping")
 
     def startService(self) -> None:
         super().startService()
@@ -126,22 +126,16 @@ class SystemdNotifyService(Service):
             return  # stopped before the reactor ran
         self.notifier.send(f"READY=1\nSTATUS={self.status}\nMAINPID={self.pid}")
         if self.watchdog_interval is not None:
-            self._watchdog = LoopingCall(self._ping)
-            self._watchdog.clock = self.reactor
             self._watchdog.start(self.watchdog_interval, now=True)
 
     def _ping(self) -> None:
-        try:
-            self.notifier.send("WATCHDOG=1")
-        except Exception:
-            # Notifier.send does not raise; this keeps the loop alive if it ever does.
-            _log.failure("systemd watchdog ping failed")
+        # Notifier.send does not raise; the loop is guarded if it ever does.
+        self.notifier.send("WATCHDOG=1")
 
     def stopService(self) -> None:
         super().stopService()
-        if self._watchdog is not None and self._watchdog.running:
+        if self._watchdog.running:
             self._watchdog.stop()
-        self._watchdog = None
         self.notifier.send("STOPPING=1\nSTATUS=stopping")
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from attrs import define, field
-from twisted.application.service import Service
+from twisted.application.internet import TimerService
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
@@ -27,11 +27,11 @@ from twisted.internet.defer import (
     gatherResults,
 )
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pistatsd.episodes import Episodes
+from pistatsd.loops import guarded
 from pistatsd.sensors.commands import CommandFailed, CommandRunner, parse_output
 from pistatsd.sensors.confine import Confinement, ReadError
 from pistatsd.sensors.model import (
@@ -81,7 +81,7 @@ class _PendingRead:
         return d
 
 
-class SensorsService(Service):
+class SensorsService(TimerService):
     """User-defined sensors: their definitions and readings.
 
     Knows nothing of HTTP: C{/api/sensors} (L{pistatsd.sensors.resource})
@@ -113,6 +113,8 @@ class SensorsService(Service):
         """
         if commands and command_runner is None:
             raise ValueError("command sensors need a command runner")
+        super().__init__(interval, guarded(self._tick, "sensor refresh"))
+        self.clock = clock
         self._clock = clock
         self._confinement = confinement
         self._store = store
@@ -130,14 +132,12 @@ class SensorsService(Service):
         self._reads: dict[FileSensor, _PendingRead] = {}
         self._section: dict[str, Any] | None = None
         self._lock = DeferredLock()
-        self._loop: LoopingCall | None = None
         self._unreadable = _unreadable()
 
     # Lifecycle
 
     def startService(self) -> None:
         """Load the saved sensors and read everything now, then every C{interval}."""
-        super().startService()
         self._blocking.start()
         if self._runner is not None:
             self._runner.start()
@@ -156,23 +156,15 @@ class SensorsService(Service):
         self._cache = {name: NOT_READ_YET for name in self._all_names()}
         self._unreadable = _unreadable()
         self._section = None
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self._clock
-        self._loop.start(self.interval, now=True).addErrback(self._loop_died)
+        super().startService()  # the first refresh runs now
 
     def stopService(self) -> Deferred[None]:
         """Stop refreshing, kill running commands, release the worker threads."""
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+        super().stopService()  # the loop stops at once
         stops = [self._blocking.stop()]
         if self._runner is not None:
             stops.append(self._runner.stop())
-        super().stopService()
         return gatherResults(stops).addCallback(lambda _: None)
-
-    def _loop_died(self, reason: Failure) -> None:
-        _log.failure("Sensor refresh loop stopped", failure=reason)
 
     # Cheap views of the cache (no I/O)
 
