@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from attrs import define, field
 from twisted.application.internet import TimerService
 from twisted.internet.defer import (
     CancelledError,
@@ -33,7 +32,8 @@ from twisted.python.failure import Failure
 from pistatsd.episodes import Episodes
 from pistatsd.loops import guarded
 from pistatsd.sensors.commands import CommandFailed, CommandRunner, parse_output
-from pistatsd.sensors.confine import Confinement, ReadError
+from pistatsd.sensors.confine import Confinement
+from pistatsd.sensors.filereads import FileReads
 from pistatsd.sensors.model import (
     NOT_READ_YET,
     CommandSensor,
@@ -41,7 +41,6 @@ from pistatsd.sensors.model import (
     Reading,
     Sensor,
     SensorError,
-    scaled,
 )
 from pistatsd.sensors.store import SensorStore
 from pistatsd.sensors.threads import BlockingRunner, InlineRunner
@@ -65,20 +64,6 @@ def _unreadable() -> Episodes:
     return Episodes(
         _log, "Sensor {name} cannot be read: {error}{detail}", "Sensor {name} reads again"
     )
-
-
-@define(eq=False)
-class _PendingRead:
-    """A file read in a worker thread, and who waits for it."""
-
-    started: float
-    waiters: list[Deferred[None]] = field(factory=list)
-    reported_stuck: bool = False
-
-    def wait(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        self.waiters.append(d)
-        return d
 
 
 class SensorsService(TimerService):
@@ -129,7 +114,7 @@ class SensorsService(TimerService):
         #: Saved sensors hidden by a TOML sensor of the same name: kept in the file.
         self._shadowed: dict[str, FileSensor] = {}
         self._cache: dict[str, Reading] = {}
-        self._reads: dict[FileSensor, _PendingRead] = {}
+        self._file_reads = FileReads(clock, confinement, self._blocking)
         self._section: dict[str, Any] | None = None
         self._lock = DeferredLock()
         self._unreadable = _unreadable()
@@ -398,18 +383,12 @@ class SensorsService(TimerService):
         """
         started: list[Deferred[None]] = []
         try:
-            now = self._clock.seconds()
             for sensor in list(self._files.values()):
                 started.append(self._read_file(sensor))
             for command in self._commands.values():
                 started.append(self._read_command(command))
-            for sensor, pending in self._reads.items():
-                if (
-                    not pending.reported_stuck
-                    and now - pending.started >= self._stuck_after
-                    and self._files.get(sensor.name) == sensor
-                ):
-                    pending.reported_stuck = True
+            for sensor in self._file_reads.stuck(self._stuck_after):
+                if self._files.get(sensor.name) == sensor:
                     self._record(
                         sensor.name,
                         Reading.failed(f"read has not finished after {self._stuck_after:g} s"),
@@ -422,34 +401,11 @@ class SensorsService(TimerService):
 
     def _read_file(self, sensor: FileSensor) -> Deferred[None]:
         """Read one file sensor (or join its read in progress); fires when cached."""
-        pending = self._reads.get(sensor)
-        if pending is not None:
-            return pending.wait()
-        pending = _PendingRead(self._clock.seconds())
-        self._reads[sensor] = pending
-        waiter = pending.wait()  # before the read: an inline read finishes at once
-        d: Deferred[float] = self._blocking(self._confinement.read_number, sensor.path)
-        d.addCallbacks(
-            lambda raw: scaled(raw, sensor),
-            self._read_failed,
-            errbackArgs=(sensor,),
-        )
-        d.addCallback(self._file_read, sensor)
-        d.addErrback(self._unexpected, sensor.name)
-        return waiter
+        return self._file_reads.read(sensor, self._file_read)
 
-    def _read_failed(self, reason: Failure, sensor: FileSensor) -> Reading:
-        if reason.check(ReadError):
-            return Reading.failed(str(reason.value))
-        _log.failure("Unexpected error reading sensor {name}", failure=reason, name=sensor.name)
-        return Reading.failed("internal error while reading")
-
-    def _file_read(self, reading: Reading, sensor: FileSensor) -> None:
-        pending = self._reads.pop(sensor)
+    def _file_read(self, sensor: FileSensor, reading: Reading) -> None:
         if self._files.get(sensor.name) == sensor:  # not replaced or deleted meanwhile
             self._record(sensor.name, reading)
-        for waiter in pending.waiters:
-            waiter.callback(None)
 
     def _read_command(self, sensor: CommandSensor) -> Deferred[None]:
         assert self._runner is not None
