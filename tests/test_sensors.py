@@ -23,9 +23,10 @@ from pistatsd.sensors import resource as resource_module
 from pistatsd.sensors import store as store_module
 from pistatsd.sensors.confine import Confinement, ReadError
 from pistatsd.sensors.model import FileSensor
-from pistatsd.sensors.resource import MutationGuard, SensorsResource, _is_loopback, as_text
+from pistatsd.sensors.resource import MutationGuard, SensorsResource, as_text
 from pistatsd.sensors.service import SensorsService
 from pistatsd.sensors.store import FILENAME, SensorStore
+from pistatsd.web.forwarded import is_local_peer
 from pistatsd.web.site import PistatsdSite
 from tests.support import Response, request
 
@@ -715,16 +716,16 @@ class AuthorizationTests(SensorsCase):
             self.assertEqual(self.call("GET", path, peer="192.0.2.1").status, 200)
 
     def test_loopback_addresses(self) -> None:
-        self.assertTrue(_is_loopback(IPv4Address("TCP", "127.0.0.1", 1)))
-        self.assertTrue(_is_loopback(IPv4Address("TCP", "127.255.0.3", 1)))
-        self.assertTrue(_is_loopback(IPv6Address("TCP", "::1", 1)))
-        self.assertTrue(_is_loopback(IPv6Address("TCP", "::ffff:127.0.0.1", 1)))
-        self.assertTrue(_is_loopback(UNIXAddress(b"/run/pistatsd.sock")))
-        self.assertTrue(_is_loopback(UNIXAddress(None)))
-        self.assertFalse(_is_loopback(IPv4Address("TCP", "192.0.2.1", 1)))
-        self.assertFalse(_is_loopback(IPv6Address("TCP", "2001:db8::1", 1)))
-        self.assertFalse(_is_loopback(IPv6Address("TCP", "::ffff:192.0.2.1", 1)))
-        self.assertFalse(_is_loopback(IPv4Address("TCP", "0.0.0.0", 1)))
+        self.assertTrue(is_local_peer(IPv4Address("TCP", "127.0.0.1", 1)))
+        self.assertTrue(is_local_peer(IPv4Address("TCP", "127.255.0.3", 1)))
+        self.assertTrue(is_local_peer(IPv6Address("TCP", "::1", 1)))
+        self.assertTrue(is_local_peer(IPv6Address("TCP", "::ffff:127.0.0.1", 1)))
+        self.assertTrue(is_local_peer(UNIXAddress(b"/run/pistatsd.sock")))
+        self.assertTrue(is_local_peer(UNIXAddress(None)))
+        self.assertFalse(is_local_peer(IPv4Address("TCP", "192.0.2.1", 1)))
+        self.assertFalse(is_local_peer(IPv6Address("TCP", "2001:db8::1", 1)))
+        self.assertFalse(is_local_peer(IPv6Address("TCP", "::ffff:192.0.2.1", 1)))
+        self.assertFalse(is_local_peer(IPv4Address("TCP", "0.0.0.0", 1)))
 
 
 class TextTests(SensorsCase):

@@ -140,6 +140,36 @@ class OriginTests(WebSocketTestCase):
             self.assertEqual(client.status, 403, origin)
         self.assertEqual(self.hub.count, 0)
 
+    def test_https_page_behind_a_local_tls_proxy(self) -> None:
+        """nginx terminates TLS and says so: the https:// page is same-origin."""
+        https = {"X-Forwarded-Proto": "https"}
+        self.assertEqual(
+            self.connect(origin="https://pi.local", host="pi.local", headers=https).status, 101
+        )
+        # Without the header, the page's scheme differs from the connection's.
+        self.assertEqual(self.connect(origin="https://pi.local", host="pi.local").status, 403)
+        # The header says what the browser used: an http:// page is then cross-origin.
+        self.assertEqual(
+            self.connect(origin="http://pi.local", host="pi.local", headers=https).status, 403
+        )
+
+    def test_forwarded_host_from_a_local_proxy(self) -> None:
+        headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "pi.example"}
+        client = self.connect(origin="https://pi.example", host="pi.local", headers=headers)
+        self.assertEqual(client.status, 101)
+
+    def test_forwarding_headers_from_elsewhere_are_not_believed(self) -> None:
+        for headers in (
+            {"X-Forwarded-Proto": "https"},
+            {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "pi.example"},
+        ):
+            origin = "https://" + headers.get("X-Forwarded-Host", "pi.local")
+            client = self.connect(origin=origin, host="pi.local", headers=headers, peer="192.0.2.9")
+            self.assertEqual(client.status, 403, headers)
+        self.assertEqual(
+            self.connect(origin="http://pi.local", host="pi.local", peer="192.0.2.9").status, 101
+        )
+
     def test_origin_key(self) -> None:
         self.assertEqual(origin_key("HTTP://Pi.Local"), "http://pi.local:80")
         self.assertEqual(origin_key("https://x:8443"), "https://x:8443")

@@ -18,11 +18,9 @@ sensor is a 400 whose message names the field.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from typing import Any
 
 from attrs import field, frozen
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -36,6 +34,7 @@ from pistatsd.sensors.model import (
     parse_file_sensor,
 )
 from pistatsd.sensors.service import SensorsService
+from pistatsd.web.forwarded import is_local_peer
 from pistatsd.web.jsonbody import decode_json_object, is_json_content_type
 from pistatsd.web.negotiation import preferred
 from pistatsd.web.responses import JSONResource, json_body, json_error, text_body
@@ -47,20 +46,6 @@ _OFFERS = ("application/json", "text/plain")
 _EXAMPLE = '{"name": "room", "path": "/sys/..."}'
 #: Headers a reverse proxy adds: their presence means the peer is a relay.
 FORWARDING_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
-
-
-def _is_loopback(address: object) -> bool:
-    if isinstance(address, UNIXAddress):
-        return True
-    if isinstance(address, IPv4Address | IPv6Address):
-        try:
-            ip = ipaddress.ip_address(address.host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return ip.is_loopback
-    return False
 
 
 def client_label(request: Request) -> str:
@@ -95,7 +80,7 @@ class MutationGuard:
             if not hmac.compare_digest(credentials, self.token.encode("utf-8")):
                 return json_error(request, 403, "invalid API token")
             return None
-        if not _is_loopback(request.getClientAddress()):
+        if not is_local_peer(request.getClientAddress()):
             return json_error(
                 request,
                 403,

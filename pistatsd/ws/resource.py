@@ -5,6 +5,7 @@ from __future__ import annotations
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from pistatsd.web.forwarded import browser_view
 from pistatsd.web.responses import json_error
 from pistatsd.ws.origins import OriginPolicy
 from pistatsd.ws.protocols import PistatsdFactory
@@ -26,9 +27,13 @@ class UpgradeResource(WebSocketResource):
         self._origins = origins
 
     def render(self, request: Request) -> bytes | int:
-        if not self._origins.allows(
-            request.getHeader(b"origin"), request.getHeader(b"host"), request.isSecure()
-        ):
+        host, secure = browser_view(
+            request.requestHeaders,
+            request.getHeader(b"host"),
+            request.isSecure(),
+            request.getClientAddress(),
+        )
+        if not self._origins.allows(request.getHeader(b"origin"), host, secure):
             return json_error(request, 403, "origin not allowed")
         if request.getHeader(b"upgrade") is None:
             request.setHeader(b"upgrade", b"websocket")
