@@ -9,6 +9,7 @@ with how many there were, once the condition has ended.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from twisted.logger import Logger, LogLevel
@@ -96,17 +97,14 @@ class Episodes:
         end_format: str,
         level: LogLevel = LogLevel.warn,
     ) -> None:
-        self._log = log
-        self._start = start_format
-        self._end = end_format
-        self._level = level
+        self._new = partial(Episode, log, start_format, end_format, level)
         self._episodes: dict[str, Episode] = {}
 
     def happened(self, key: str, /, failure: Failure | None = None, **fields: Any) -> bool:
         """Count one occurrence for C{key}; log it if it opens C{key}'s episode."""
         episode = self._episodes.get(key)
         if episode is None:
-            episode = self._episodes[key] = Episode(self._log, self._start, self._end, self._level)
+            episode = self._episodes[key] = self._new()
         return episode.happened(failure, **fields)
 
     def ended(self, key: str, /, **fields: Any) -> bool:
