@@ -31,7 +31,7 @@ INFLUX_OFF: Mapping[str, object] = {
     "retrying": False,
 }
 
-#: C{/health}'s C{"websockets"} before a hub is attached: the keys of
+#: C{/health}'s C{"websockets"} of a status built without a hub: the keys of
 #: L{pistatsd.ws.hub.WebSocketHub.detail}, zero or null (compared by a test too).
 WEBSOCKETS_IDLE: Mapping[str, object] = {
     "clients": 0,
