@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.logger import Logger
 
+from pistatsd import pem
 from pistatsd.config import ConfigError
 from pistatsd.files import write_atomically
 
@@ -79,12 +80,9 @@ def load_certificates(path: str, what: str) -> list[x509.Certificate]:
     """
     data = read(path, what)
     try:
-        certificates = x509.load_pem_x509_certificates(data)
+        return pem.load_certificates(data)
     except ValueError:
-        certificates = []
-    if not certificates:
-        raise ConfigError(f"{what} {path} holds no PEM certificate")
-    return certificates
+        raise ConfigError(f"{what} {path} holds no PEM certificate") from None
 
 
 def load_key_material(key_path: str, cert_path: str, chain_path: str | None = None) -> KeyMaterial:

@@ -17,28 +17,51 @@ from typing import Any
 
 from attrs import field, frozen
 
+from pistatsd.errors import StartupError
+from pistatsd.numbers import decimal_float, integer
 
-class ConfigError(ValueError):
-    """A configuration value is unusable; the message names the option."""
+#: A configuration value is unusable; the message names the option.  The one
+#: start-up failure (L{StartupError}), under the name the configuration uses.
+ConfigError = StartupError
 
 
 def _parse_float(text: Any) -> float:
+    """A number: a TOML float or integer, or text written as people write numbers.
+
+    Text goes through L{pistatsd.numbers} (ASCII digits, an optional sign,
+    fraction and exponent): C{float()} would read C{1_0} as ten, C{" 5"} as
+    five and C{inf} as a number.
+    """
     if isinstance(text, bool):
         raise ValueError("not a number")
-    value = float(text)
+    if isinstance(text, int | float):
+        value = float(text)
+    elif isinstance(text, str):
+        parsed = decimal_float(text)
+        if parsed is None:
+            raise ValueError("not a decimal number")
+        value = parsed
+    else:
+        raise ValueError("not a number")
     if not math.isfinite(value):
         raise ValueError("not a finite number")
     return value
 
 
 def _parse_int(text: Any) -> int:
+    """A whole number: a TOML integer (or integral float), or text of ASCII digits."""
     if isinstance(text, bool):
         raise ValueError("not an integer")
     if isinstance(text, float):
         if not text.is_integer():
             raise ValueError("not an integer")
         return int(text)
-    return int(str(text), 10)
+    if isinstance(text, int):
+        return text
+    parsed = integer(text) if isinstance(text, str) else None
+    if parsed is None:
+        raise ValueError("not an integer")
+    return parsed
 
 
 def _parse_str(text: Any) -> str:

@@ -7,16 +7,9 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.logger import Logger
 
+from pistatsd.errors import StartupError
+
 _log = Logger()
-
-
-class StartupFailed(SystemExit, Exception):
-    """Start-up cannot go on: exit non-zero with one clear line, no traceback.
-
-    A C{SystemExit}, so C{twistd -n} exits with the message and no traceback; also
-    an C{Exception}, so daemon-mode twistd reports it through its status pipe to
-    the waiting parent instead of leaving it hanging.
-    """
 
 
 class ListeningService(StreamServerEndpointService):
@@ -47,7 +40,7 @@ class ListeningService(StreamServerEndpointService):
             reason = getattr(reason, "strerror", None) or str(reason)
             message = f"--{self.option} {self.description}: cannot listen: {reason}"
             _log.critical("{message}", message=message)
-            raise StartupFailed(message) from None
+            raise StartupError(message) from None
         self._waitingForPort.addCallback(self._bound)
 
     def _bound(self, port: IListeningPort | None) -> IListeningPort | None:

@@ -8,64 +8,65 @@ numbers are never stale and nothing is updated on the hot path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from pistatsd.web.connections import ConnectionCounter
+from pistatsd.web.traffic import Traffic
 
-class DaemonCollector:
-    """Reads the daemon's parts when Prometheus scrapes."""
 
-    def __init__(
-        self,
-        *,
-        site: Any,
-        sampler: Any,
-        hub: Any = None,
-        reporter_state: Callable[[], Mapping[str, Any]] | None = None,
-        sensor_readings: Callable[[], Mapping[str, float | None]] | None = None,
-    ) -> None:
-        self._site = site
-        self._sampler = sampler
-        self._hub = hub
-        self._reporter_state = reporter_state
-        self._sensor_readings = sensor_readings
+class Collector(Protocol):
+    """What C{prometheus_client}'s registry asks of a collector."""
+
+    def collect(self) -> Iterator[Metric]: ...
+
+    def describe(self) -> list[Metric]: ...
+
+
+class _ScrapeTime:
+    """A collector whose families depend on what is running: nothing described up front."""
 
     def describe(self) -> list[Metric]:
-        # Nothing to describe up front: families depend on the machine
-        # (e.g. no temperature gauge without sensors).
         return []
 
-    def collect(self) -> Iterator[Metric]:
-        yield from self._connections()
-        yield from self._websockets()
-        yield from self._system()
-        yield from self._influx()
-        yield from self._sensors()
 
-    def _connections(self) -> Iterator[Metric]:
-        site = self._site
+class ConnectionMetrics(_ScrapeTime):
+    """Open and refused connections, and refused request bodies."""
+
+    def __init__(self, connections: ConnectionCounter, traffic: Traffic) -> None:
+        self._connections = connections
+        self._traffic = traffic
+
+    def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
-            "pistatsd_http_connections", "Open HTTP connections.", value=site.open_connections
+            "pistatsd_http_connections",
+            "Open HTTP connections.",
+            value=self._connections.open("http"),
         )
         yield CounterMetricFamily(
             "pistatsd_connections_refused",
             "Connections refused at the connection cap.",
-            value=site.connections_refused,
+            value=self._connections.refused,
         )
         yield CounterMetricFamily(
             "pistatsd_request_bodies_refused",
             "Request bodies refused for exceeding --max-body.",
-            value=site.bodies_refused,
+            value=self._traffic.bodies_refused,
         )
 
-    def _websockets(self) -> Iterator[Metric]:
-        if self._hub is None:
-            return
-        detail = self._hub.detail()
+
+class WebSocketMetrics(_ScrapeTime):
+    """The hub's clients and how the broadcast copes with slow ones."""
+
+    def __init__(self, detail: Callable[[], Mapping[str, Any]]) -> None:
+        self._detail = detail
+
+    def collect(self) -> Iterator[Metric]:
+        detail = self._detail()
         yield GaugeMetricFamily(
             "pistatsd_websocket_clients", "Open WebSocket connections.", value=detail["clients"]
         )
@@ -85,7 +86,21 @@ class DaemonCollector:
             value=detail["dropped_clients"],
         )
 
-    def _system(self) -> Iterator[Metric]:
+
+class LatestSnapshot(Protocol):
+    """The sampler, as the system gauges read it."""
+
+    @property
+    def latest(self) -> Mapping[str, Any]: ...
+
+
+class SystemMetrics(_ScrapeTime):
+    """The machine's own figures, from the sampler's latest snapshot."""
+
+    def __init__(self, sampler: LatestSnapshot) -> None:
+        self._sampler = sampler
+
+    def collect(self) -> Iterator[Metric]:
         try:
             snapshot = self._sampler.latest
         except RuntimeError:  # not sampled yet
@@ -120,10 +135,15 @@ class DaemonCollector:
                     family.add_metric([flag, when], 1.0 if value else 0.0)
             yield family
 
-    def _influx(self) -> Iterator[Metric]:
-        if self._reporter_state is None:
-            return
-        state = self._reporter_state()
+
+class InfluxMetrics(_ScrapeTime):
+    """The InfluxDB reporter's queue, spool and drops (nothing while reporting is off)."""
+
+    def __init__(self, state: Callable[[], Mapping[str, Any]]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state()
         if not state.get("enabled"):
             return
         for key, doc in (
@@ -137,13 +157,18 @@ class DaemonCollector:
             value=state.get("dropped", 0),
         )
 
-    def _sensors(self) -> Iterator[Metric]:
-        if self._sensor_readings is None:
-            return
+
+class SensorMetrics(_ScrapeTime):
+    """The user sensors' readings."""
+
+    def __init__(self, readings: Callable[[], Mapping[str, float | None]]) -> None:
+        self._readings = readings
+
+    def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
             "pistatsd_sensor_value", "User sensor readings.", labels=["sensor"]
         )
-        for name, value in sorted(self._sensor_readings().items()):
+        for name, value in sorted(self._readings().items()):
             if value is not None:
                 family.add_metric([name], value)
         yield family
@@ -179,19 +204,11 @@ class RequestCounter:
         yield family
 
 
-class Metrics:
-    """The registry and the request counter that feeds it."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.requests = RequestCounter()
-        self.registry.register(self.requests)
-        ProcessCollector(registry=self.registry)
-
-    def count_request(self, method: str, route: str, code: int) -> None:
-        """Count one answered request (labels already bounded)."""
-        self.requests.count(method, route, code)
-
-    def add(self, collector: DaemonCollector) -> None:
-        """Register the scrape-time collector."""
-        self.registry.register(collector)
+def registry_of(requests: RequestCounter, collectors: Iterable[Collector]) -> CollectorRegistry:
+    """One registry: the request counter, the process's own figures and each part's collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(requests)
+    ProcessCollector(registry=registry)
+    for collector in collectors:
+        registry.register(collector)
+    return registry

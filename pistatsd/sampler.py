@@ -17,17 +17,18 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from math import ceil
 from typing import Any
 
-from twisted.application.service import Service
+from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
+from pistatsd.episodes import Episode
+from pistatsd.loops import guarded
 from pistatsd.sysinfo import CpuReading, Snapshot, SystemCollector, cpu_section
 
 _log = Logger()
@@ -49,13 +50,15 @@ class TooManyMeasurements(Exception):
     """
 
 
-class Sampler(Service):
+class Sampler(TimerService):
     """Samples the machine every C{interval} seconds on the given clock.
 
     Owns its lifecycle: the loop starts in L{startService} (after a first,
     warm-up sample, so L{latest} is always there once running) and stops,
     with every pending measurement, in L{stopService}.
     """
+
+    name = "sampler"
 
     def __init__(
         self,
@@ -65,6 +68,7 @@ class Sampler(Service):
         collector: SystemCollector | None = None,
         max_pending: int = 10000,
         wall: Callable[[], float] = time.time,
+        sections: Sequence[Callable[[], Mapping[str, Any]]] = (),
     ) -> None:
         """
         @param clock: the reactor (or a L{twisted.internet.task.Clock} in tests).
@@ -73,9 +77,15 @@ class Sampler(Service):
         @param collector: what reads the machine; a real L{SystemCollector} by default.
         @param max_pending: how many on-demand CPU measurements may run at once.
         @param wall: the wall clock (epoch seconds) that stamps the snapshots.
+        @param sections: extra snapshot sections from other parts of the
+            daemon (sensor readings): each returns a mapping merged into
+            every snapshot.  They must be cheap and never block: they run
+            on every sample.
         """
         if interval <= 0:
             raise ValueError(f"interval must be positive, not {interval!r}")
+        super().__init__(interval, guarded(self.sample, "sampling"))
+        self.clock = clock
         self._clock = clock
         self._wall = wall
         self.interval = interval
@@ -90,33 +100,37 @@ class Sampler(Service):
         )
         self._latest: Snapshot | None = None
         self._latest_json: bytes | None = None
-        self._loop: LoopingCall | None = None
-        self._sampling_failures = 0
+        self._sampling_failures = Episode(
+            _log,
+            "Sampling failed; keeping the previous snapshot until it works again",
+            "Sampling works again after {n} failures",
+            level=LogLevel.critical,
+            count_field="n",
+        )
         self._pending: dict[Deferred[Snapshot], IDelayedCall] = {}
-        self._refused = 0
+        self._refusals = Episode(
+            _log,
+            "{limit} CPU measurements in progress; refusing more until one ends",
+            "Accepting CPU measurements again after refusing {n}",
+            count_field="n",
+        )
         self._recent_reading: CpuReading | None = None
         self._last_measured: tuple[CpuReading, CpuReading, Snapshot, Snapshot] | None = None
-        #: Extra snapshot sections from other parts of the daemon (e.g. sensor
-        #: readings): each returns a mapping merged into every snapshot.  They
-        #: must be cheap and never block: they run on every sample.
-        self.sections: list[Callable[[], Mapping[str, Any]]] = []
+        self.sections = tuple(sections)
 
     def startService(self) -> None:
-        """Take the warm-up sample now, then one every C{interval}."""
+        """Take the warm-up sample now, then one every C{interval} (L{TimerService})."""
         super().startService()
-        self.sample()
-        self._loop = LoopingCall(self.sample)
-        self._loop.clock = self._clock
-        self._loop.start(self.interval, now=False).addErrback(self._loop_died)
 
-    def stopService(self) -> Deferred[None] | None:
-        """Stop sampling and cancel pending measurements so shutdown never waits."""
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+    def stopService(self) -> None:
+        """Stop sampling and cancel pending measurements so shutdown never waits.
+
+        The loop stops at once (its Deferred has already fired), so there is
+        nothing for twistd to wait for.
+        """
         for measurement in list(self._pending):
             measurement.cancel()
-        return super().stopService()
+        super().stopService()
 
     @property
     def latest(self) -> Snapshot:
@@ -167,12 +181,12 @@ class Sampler(Service):
                 snapshot.update(section())
             encoded = json.dumps(snapshot).encode("utf-8")
         except Exception:
-            self._sampling_failed()
+            self._sampling_failures.happened(Failure())
             return
         self._latest = snapshot
         self._latest_json = encoded
         self._history.append((now, encoded))
-        self._sampling_recovered()
+        self._sampling_failures.ended()
 
     def measure_cpu(self, seconds: float) -> Deferred[Snapshot]:
         """CPU usage measured over the next C{seconds}, from now.
@@ -186,8 +200,9 @@ class Sampler(Service):
         """
         assert seconds > 0, seconds
         if len(self._pending) >= self.max_pending:
-            raise self._refusal()
-        self._end_refusals()
+            self._refusals.happened(limit=self.max_pending)
+            raise TooManyMeasurements(f"{self.max_pending} CPU measurements already in progress")
+        self._refusals.ended()
         try:
             before = self._read_cpu()
         except Exception:
@@ -251,35 +266,3 @@ class Sampler(Service):
             return recent
         self._recent_reading = self.collector.read_cpu(now, timestamp=self._wall())
         return self._recent_reading
-
-    def _refusal(self) -> TooManyMeasurements:
-        """Count a refused measurement, log the first of an episode: the error to raise."""
-        if self._refused == 0:
-            _log.warn(
-                "{limit} CPU measurements in progress; refusing more until one ends",
-                limit=self.max_pending,
-            )
-        self._refused += 1
-        return TooManyMeasurements(f"{self.max_pending} CPU measurements already in progress")
-
-    def _end_refusals(self) -> None:
-        """A measurement was accepted: close the episode of refusals, if any."""
-        if self._refused:
-            _log.info("Accepting CPU measurements again after refusing {n}", n=self._refused)
-            self._refused = 0
-
-    def _sampling_failed(self) -> None:
-        """Log the first failure of an episode with its traceback; count the rest."""
-        if self._sampling_failures == 0:
-            _log.failure("Sampling failed; keeping the previous snapshot until it works again")
-        self._sampling_failures += 1
-
-    def _sampling_recovered(self) -> None:
-        """Close an episode of failures with one line."""
-        if self._sampling_failures:
-            _log.info("Sampling works again after {n} failures", n=self._sampling_failures)
-            self._sampling_failures = 0
-
-    def _loop_died(self, failure: Failure) -> None:
-        """Cannot happen (L{sample} never raises), but never fail silently."""
-        _log.failure("The sampling loop stopped", failure=failure)

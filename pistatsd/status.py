@@ -10,6 +10,8 @@ from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
 
 from pistatsd import __version__
+from pistatsd.web.connections import ConnectionCounter
+from pistatsd.web.traffic import Traffic
 
 #: C{/health}'s C{"influx"} when reporting is off (no C{--influx}).  The same
 #: keys as L{pistatsd.influx.reporter.InfluxReporter.state}, with zero or null
@@ -29,7 +31,7 @@ INFLUX_OFF: Mapping[str, object] = {
     "retrying": False,
 }
 
-#: C{/health}'s C{"websockets"} before a hub is attached: the keys of
+#: C{/health}'s C{"websockets"} of a status built without a hub: the keys of
 #: L{pistatsd.ws.hub.WebSocketHub.detail}, zero or null (compared by a test too).
 WEBSOCKETS_IDLE: Mapping[str, object] = {
     "clients": 0,
@@ -56,24 +58,37 @@ def websockets_idle() -> dict[str, Any]:
 
 @define
 class DaemonStatus:
-    """Counters gathered from the parts of the daemon, read on demand (never pushed).
+    """What the daemon knows about itself, read from its parts on demand (never pushed).
 
-    The composition root fills in the callables; each part stays ignorant of
-    C{/health}.  Parts that are off answer with their "off" shape (same keys,
-    zero or null values), so the document's shape never depends on the options.
-    C{started} is a date (from C{wall}); the uptime is measured on C{clock}
-    (monotonic in the daemon), so a stepped wall clock does not change it.
+    Built after the parts it reads, from them: the connection counter the
+    site and the hub share, the site's request counts, and the health
+    sources of the WebSocket hub and the InfluxDB reporter.  Parts that are
+    off answer with their "off" shape (same keys, zero or null values), so
+    the document's shape never depends on the options.  C{started} is a date
+    (from C{wall}); the uptime is measured on C{clock} (monotonic in the
+    daemon), so a stepped wall clock does not change it.
     """
 
     clock: IReactorTime
-    started: float = 0.0
-    http_connections: Callable[[], int] = lambda: 0
-    requests_total: Callable[[], int] = lambda: 0
-    websocket_clients: Callable[[], int] = lambda: 0
-    websocket_detail: Callable[[], Mapping[str, Any]] = field(default=websockets_idle)
+    connections: ConnectionCounter = field(factory=lambda: ConnectionCounter(1))
+    traffic: Traffic = field(factory=Traffic)
+    websockets: Callable[[], Mapping[str, Any]] = field(default=websockets_idle)
     influx: Callable[[], Mapping[str, Any]] = field(default=influx_off)
     wall: Callable[[], float] = time.time
+    started: float = field(default=0.0, init=False)
     _started_at: float = field(default=0.0, init=False)
+
+    def http_connections(self) -> int:
+        """HTTP connections now open."""
+        return self.connections.open("http")
+
+    def websocket_clients(self) -> int:
+        """WebSocket connections now open."""
+        return self.connections.open("websocket")
+
+    def requests_total(self) -> int:
+        """Requests answered since start."""
+        return self.traffic.total
 
     def mark_started(self) -> None:
         """Remember when the daemon started: the date, and the clock time for its uptime."""
@@ -94,6 +109,6 @@ class DaemonStatus:
             "http_connections": self.http_connections(),
             "requests_total": self.requests_total(),
             "websocket_clients": self.websocket_clients(),
-            "websockets": dict(self.websocket_detail()),
+            "websockets": dict(self.websockets()),
             "influx": dict(self.influx()),
         }

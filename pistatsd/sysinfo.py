@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 import psutil as _psutil
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
+
+from pistatsd.episodes import Episodes
 
 _log = Logger()
 
@@ -189,6 +192,12 @@ class SystemCollector:
         self._previous_cpu: CpuReading | None = None
         self._boot_time: float | None = None
         self._failing: set[str] = set()
+        self._parts_failing = Episodes(
+            _log,
+            "Cannot collect {part}; it is null until it works again",
+            "Collecting {part} works again",
+            level=LogLevel.critical,
+        )
 
     def collect(self, when: float, timestamp: float | None = None) -> Snapshot:
         """A full snapshot taken at clock time C{when}, stamped C{timestamp}.
@@ -364,13 +373,9 @@ class SystemCollector:
         try:
             value = read(*args)
         except Exception:
-            if name not in self._failing:
-                self._failing.add(name)
-                _log.failure("Cannot collect {part}; it is null until it works again", part=name)
+            self._parts_failing.happened(name, Failure(), part=name)
             return None
-        if name in self._failing:
-            self._failing.discard(name)
-            _log.info("Collecting {part} works again", part=name)
+        self._parts_failing.ended(name, part=name)
         return value
 
     def _warn_once(self, key: str, message: str, **fields: Any) -> None:

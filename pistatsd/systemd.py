@@ -22,10 +22,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from twisted.application.service import Service
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from pistatsd import __version__
+from pistatsd.episodes import Episode
+from pistatsd.loops import Repeating
 
 _log = Logger()
 
@@ -58,7 +59,11 @@ class Notifier:
     def __init__(self, address: str) -> None:
         self.address = address
         self.failures = 0
-        self._failing = False
+        self._failing = Episode(
+            _log,
+            "systemd notification to {address} failed: {error}",
+            "systemd notifications to {address} work again ({failures} failed in all)",
+        )
 
     def send(self, message: str) -> bool:
         """Send one notification (C{"READY=1\\nSTATUS=..."}); True if it went out."""
@@ -69,22 +74,13 @@ class Notifier:
                 sock.sendto(message.encode("utf-8"), self.address)
         except OSError as e:
             self.failures += 1
-            if not self._failing:
-                self._failing = True
-                _log.warn(
-                    "systemd notification to {address} failed: {error}",
-                    address=self.address.replace("\0", "@"),
-                    error=e.strerror or str(e),
-                    message=message,
-                )
-            return False
-        if self._failing:
-            self._failing = False
-            _log.info(
-                "systemd notifications to {address} work again ({failures} failed in all)",
+            self._failing.happened(
                 address=self.address.replace("\0", "@"),
-                failures=self.failures,
+                error=e.strerror or str(e),
+                message=message,
             )
+            return False
+        self._failing.ended(address=self.address.replace("\0", "@"), failures=self.failures)
         return True
 
 
@@ -119,7 +115,7 @@ class SystemdNotifyService(Service):
         self.watchdog_interval = watchdog_interval
         self.pid = os.getpid() if pid is None else pid
         self.status = status or f"pistatsd {__version__} serving"
-        self._watchdog: LoopingCall | None = None
+        self._watchdog = Repeating(reactor, self._ping, "systemd watchdog ping")
 
     def startService(self) -> None:
         super().startService()
@@ -130,22 +126,16 @@ class SystemdNotifyService(Service):
             return  # stopped before the reactor ran
         self.notifier.send(f"READY=1\nSTATUS={self.status}\nMAINPID={self.pid}")
         if self.watchdog_interval is not None:
-            self._watchdog = LoopingCall(self._ping)
-            self._watchdog.clock = self.reactor
             self._watchdog.start(self.watchdog_interval, now=True)
 
     def _ping(self) -> None:
-        try:
-            self.notifier.send("WATCHDOG=1")
-        except Exception:
-            # Notifier.send does not raise; this keeps the loop alive if it ever does.
-            _log.failure("systemd watchdog ping failed")
+        # Notifier.send does not raise; the loop is guarded if it ever does.
+        self.notifier.send("WATCHDOG=1")
 
     def stopService(self) -> None:
         super().stopService()
-        if self._watchdog is not None and self._watchdog.running:
+        if self._watchdog.running:
             self._watchdog.stop()
-        self._watchdog = None
         self.notifier.send("STOPPING=1\nSTATUS=stopping")
 
 

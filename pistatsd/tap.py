@@ -1,73 +1,40 @@
-"""The composition root: twistd options and C{makeService}, used by the plugin and the .tac file."""
+"""The composition root: twistd options and C{makeService}, used by the plugin and the .tac file.
+
+It reads top to bottom: the options are parsed and checked (L{pistatsd.startup}),
+each part is built by its feature's C{wiring} module, the status is built
+from the parts, and the services are composed in their start order.
+Nothing built is changed afterwards: every object gets its collaborators in
+its constructor.
+"""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from twisted.application.service import MultiService, Service
-from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorTime
+from twisted.application.service import IService, MultiService, Service
 from twisted.logger import Logger
 from twisted.python import usage
 
 from pistatsd import __version__
 from pistatsd.clock import use_monotonic_clock
-from pistatsd.config import OPTIONS, Config, ConfigError, build_config
+from pistatsd.config import OPTIONS, Config
+from pistatsd.errors import StartupError
+from pistatsd.heartbeat import heartbeat_service
+from pistatsd.influx.wiring import influx_parts
+from pistatsd.metrics import ConnectionMetrics, RequestCounter, SystemMetrics, registry_of
+from pistatsd.sampler import Sampler
+from pistatsd.sensors.wiring import sensors_parts
+from pistatsd.signals import stop_cleanly_on_sigterm
+from pistatsd.startup import load
+from pistatsd.status import DaemonStatus
+from pistatsd.systemd import systemd_service
+from pistatsd.web.connections import ConnectionCounter
+from pistatsd.web.traffic import RequestTally, Traffic
+from pistatsd.web.wiring import core_routes, route_table, web_parts
 from pistatsd.ws.origins import OriginPolicy
+from pistatsd.ws.wiring import websocket_parts
 
 _log = Logger()
-
-
-def _check_endpoints(config: Config) -> None:
-    """Parse every endpoint string now, so a typo stops start-up with its option named."""
-    from twisted.internet import reactor
-
-    for description in config.port:
-        try:
-            serverFromString(reactor, description)
-        except Exception as e:
-            raise ConfigError(f"--port {description}: {e}") from None
-
-
-#: Listen backlog for tcp:/ssl: endpoints that name none.  Twisted's default
-#: of 50 overflows when a dashboard wall or a script opens hundreds of
-#: connections at once; the dropped SYNs are retried only after a second.
-DEFAULT_BACKLOG = 1024
-
-
-def with_backlog(description: str) -> str:
-    """C{description} with C{backlog=} added for tcp:/ssl: strings that have none."""
-    kind = description.split(":", 1)[0].lower()
-    if kind in ("tcp", "ssl", "tcp6") and "backlog=" not in description:
-        return f"{description}:backlog={DEFAULT_BACKLOG}"
-    return description
-
-
-def _check_tls(config: Config) -> None:
-    """Certificates and keys are checked at start-up, not at the first handshake."""
-    if config.tls or config.cert or config.key:
-        from pistatsd.tls import check_tls
-
-        check_tls(config)
-
-
-def _check_sensors(config: Config) -> None:
-    """Command sensors from the TOML file are checked before anything starts."""
-    from pistatsd.sensors.wiring import check_sensors
-
-    check_sensors(config)
-
-
-def _check_paths(config: Config) -> None:
-    if not os.path.isdir(config.www):
-        raise ConfigError(f"--www {config.www}: not a directory")
-    if config.influx_cafile is not None and not os.path.isfile(config.influx_cafile):
-        raise ConfigError(f"--influx-cafile {config.influx_cafile}: no such file")
-    if config.access_log is not None:
-        parent = os.path.dirname(os.path.abspath(config.access_log))
-        if not os.path.isdir(parent):
-            raise ConfigError(f"--access-log {config.access_log}: no directory {parent}")
 
 
 class Options(usage.Options):
@@ -128,10 +95,8 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         try:
-            self.config = build_config(
-                self.given(), (_check_paths, _check_endpoints, _check_tls, _check_sensors)
-            )
-        except ConfigError as e:
+            self.config = load(self.given())
+        except StartupError as e:
             raise usage.UsageError(str(e)) from None
 
 
@@ -152,142 +117,96 @@ def makeService(options: Options | Config, reactor: Any = None) -> MultiService:
     return _compose(config, reactor)
 
 
-def _compose(config: Config, reactor: IReactorTime) -> MultiService:
-    from pistatsd.heartbeat import heartbeat_service
-    from pistatsd.listening import ListeningService
-    from pistatsd.metrics import DaemonCollector, Metrics
-    from pistatsd.sampler import Sampler
-    from pistatsd.sensors.wiring import sensors_service
-    from pistatsd.signals import stop_cleanly_on_sigterm
-    from pistatsd.status import DaemonStatus
-    from pistatsd.systemd import systemd_service
-    from pistatsd.web.hosts import host_policy
-    from pistatsd.web.metrics import MetricsResource
-    from pistatsd.web.root import build_tree
-    from pistatsd.web.site import PistatsdSite
-    from pistatsd.web.traffic import RequestTally, method_label, route_of, status_class
+def _compose(config: Config, reactor: Any) -> MultiService:
+    """Build each part from its wiring, the status from the parts, then start them in order.
 
-    top = MultiService()
-    status = DaemonStatus(clock=reactor)
+    The order of C{setServiceParent} is the start order: sensors before the
+    sampler (the first snapshot has them), listeners after everything they
+    serve, readiness last.
+    """
+    connections = ConnectionCounter(config.max_connections)
+    traffic, tally, requests = Traffic(), RequestTally(), RequestCounter()
+    # One origin policy for WebSockets and for changes (POST, PUT, DELETE).
+    origins = OriginPolicy.from_config(config.allowed_origin)
+
+    sensors = sensors_parts(config, reactor)
     sampler = Sampler(
         clock=reactor,
         interval=config.sample_interval,
         history_seconds=config.history_seconds,
         max_pending=config.max_pending_intervals,
+        sections=(sensors.section,),
     )
-    sampler.setName("sampler")
-
-    # Sensors start before the sampler, so the first snapshot already has them.
-    sensors = sensors_service(config, reactor)
-    if sensors is not None:
-        sensors.setServiceParent(top)
-        sampler.sections.append(sensors.snapshot_section)
-    sampler.setServiceParent(top)
-
-    root = build_tree(
-        sampler=sampler,
-        status=status,
-        www=config.www,
-        history_seconds=config.history_seconds,
+    websockets = websocket_parts(
+        config, reactor, sampler=sampler, origins=origins, connections=connections
     )
-    if sensors is not None:
-        root.api.putChild(b"sensors", sensors.resource)
-    # One origin policy for WebSockets and for changes (POST, PUT, DELETE).
-    origins = OriginPolicy.from_config(config.allowed_origin)
-    site = PistatsdSite(
-        root,
-        reactor=reactor,
-        max_body=config.max_body,
-        max_connections=config.max_connections,
-        idle_timeout=config.idle_timeout,
-        access_log=config.access_log,
-        hosts=host_policy(config.allowed_host, config.allowed_origin, reactor),
-        origins=origins,
+    influx = influx_parts(config, reactor, tally=tally, sampler=sampler, sensors=sensors.service)
+    status = DaemonStatus(
+        clock=reactor,
+        connections=connections,
+        traffic=traffic,
+        websockets=websockets.health,
+        influx=influx.health,
     )
-    status.http_connections = lambda: site.open_connections
-    status.requests_total = lambda: site.requests_total
-
-    tally = RequestTally()
-    metrics = Metrics()
-
-    def count(request: Any) -> None:
-        """Every answered request, for InfluxDB and Prometheus: labels computed once."""
-        method, route = method_label(request.method), route_of(request.path)
-        tally.observe(method, route, status_class(request.code))
-        metrics.count_request(method, route, request.code)
-
-    site.request_observers.append(count)
-    root.putChild(b"metrics", MetricsResource(metrics.registry))
-    root.api.add_link("metrics", "/metrics")
-
-    if config.influx:
-        from pistatsd.influx.wiring import influx_service
-
-        reporter = influx_service(config, reactor, tally=tally, sampler=sampler, sensors=sensors)
-        reporter.setServiceParent(top)
-        status.influx = reporter.state
-
-    hub = _websockets(config, reactor, sampler, root, origins)
-    hub.setServiceParent(top)
-    site.extra_connections = lambda: hub.count
-    status.websocket_clients = lambda: hub.count
-    status.websocket_detail = hub.detail
-    metrics.add(
-        DaemonCollector(
-            site=site,
-            sampler=sampler,
-            hub=hub,
-            reporter_state=status.influx,
-            sensor_readings=sensors.readings if sensors is not None else None,
+    registry = registry_of(
+        requests,
+        (
+            ConnectionMetrics(connections, traffic),
+            SystemMetrics(sampler),
+            websockets.metrics,
+            influx.metrics,
+            sensors.metrics,
+        ),
+    )
+    routes = route_table(
+        (
+            *core_routes(
+                sampler=sampler,
+                status=status,
+                history_seconds=config.history_seconds,
+                registry=registry,
+            ),
+            *sensors.routes,
+            *websockets.routes,
         )
     )
-
-    listeners = MultiService()
-    listeners.setName("listeners")
-    for description in config.port:
-        endpoint = serverFromString(reactor, with_backlog(description))
-        ListeningService("port", description, site, endpoint).setServiceParent(listeners)
-    if config.tls:
-        from pistatsd.tls import tls_endpoint
-
-        for description in config.tls:
-            endpoint = tls_endpoint(reactor, with_backlog(description), config)
-            ListeningService("tls", description, site, endpoint).setServiceParent(listeners)
-    listeners.setServiceParent(top)
-    _Ready(status, config, reactor).setServiceParent(top)
-    notifier = systemd_service(
-        reactor, status=f"pistatsd {__version__} serving " + ", ".join(config.port + config.tls)
+    web = web_parts(
+        config,
+        reactor,
+        routes=routes,
+        connections=connections,
+        traffic=traffic,
+        tally=tally,
+        requests=requests,
+        origins=origins,
     )
+
+    ports = ", ".join(config.port + config.tls)
+    services: list[IService] = [
+        sensors.service,
+        sampler,
+        *influx.services,
+        websockets.hub,
+        web.listeners,
+        _Ready(status, config, reactor),
+    ]
+    notifier = systemd_service(reactor, status=f"pistatsd {__version__} serving {ports}")
     if notifier is not None:
-        notifier.setServiceParent(top)
-    stop_cleanly_on_sigterm(reactor)
-
+        services.append(notifier)
     if config.heartbeat > 0:
-        heartbeat_service(status, config.heartbeat, reactor).setServiceParent(top)
+        services.append(heartbeat_service(status, config.heartbeat, reactor))
+    top = MultiService()
+    for service in services:
+        service.setServiceParent(top)
+    stop_cleanly_on_sigterm(reactor)
     return top
-
-
-def _websockets(
-    config: Config, reactor: Any, sampler: Any, root: Any, origins: OriginPolicy
-) -> Service:
-    """The WebSocket hub (a service) and its resources, mounted at C{/ws}."""
-    from pistatsd.ws.broadcast import Broadcaster
-    from pistatsd.ws.hub import WebSocketHub
-    from pistatsd.ws.resource import websocket_tree
-
-    hub = WebSocketHub(Broadcaster(sampler, reactor, config.broadcast_interval), reactor)
-    hub.setName("websockets")
-    root.putChild(b"ws", websocket_tree(hub, origins))
-    root.api.add_link("ws_echo", "/ws/echo")
-    root.api.add_link("ws_broadcast", "/ws/broadcast")
-    return hub
 
 
 class _Ready(Service):
     """Started after the listeners: marks the start time and, once the reactor
     runs (signal handlers installed, sockets served), says the daemon is ready."""
 
-    def __init__(self, status: Any, config: Config, reactor: Any) -> None:
+    def __init__(self, status: DaemonStatus, config: Config, reactor: Any) -> None:
         self._status = status
         self._config = config
         self._reactor = reactor

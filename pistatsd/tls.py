@@ -47,7 +47,6 @@ from pistatsd.certificates import (
     read,
 )
 from pistatsd.config import Config, ConfigError
-from pistatsd.listening import StartupFailed
 
 _log = Logger()
 
@@ -74,16 +73,6 @@ _SSL_PARAMETERS = (
     "extraCertChain",
     "dhParameters",
 )
-
-
-class TLSStartupError(StartupFailed, ConfigError):
-    """A C{--tls} problem found while building the service (after option parsing).
-
-    A L{ConfigError}, for callers that check; also a L{StartupFailed}
-    (C{SystemExit}), so twistd stops with the one line and no traceback even
-    when L{check_tls} did not run first (a C{.tac} file, or a file that
-    changed in between).
-    """
 
 
 @frozen
@@ -297,8 +286,9 @@ def tls_endpoint(reactor: IReactorSSL, description: str, config: Config) -> IStr
     can check what a browser shows.  Other endpoint types are passed to
     L{serverFromString} unchanged.
 
-    @raise TLSStartupError: (a L{ConfigError}) one line naming C{--tls} and
-        the problem.
+    @raise pistatsd.errors.StartupError: one line naming C{--tls} and the
+        problem (also when L{check_tls} did not run first: a file that
+        changed in between).
     """
     kind = endpoint_type(description)
     if kind in _PLAINTEXT:
@@ -311,7 +301,7 @@ def tls_endpoint(reactor: IReactorSSL, description: str, config: Config) -> IStr
     try:
         endpoint, material = _build(reactor, description, config)
     except ConfigError as e:
-        raise TLSStartupError(f"--tls {description}: {e}") from None
+        raise ConfigError(f"--tls {description}: {e}") from None
     if material is not None:
         _log_certificate(description, material)
     return endpoint

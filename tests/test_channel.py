@@ -305,6 +305,25 @@ class CrossSiteChangeTests(SynchronousTestCase):
             response = request(self.site(), "POST", "/show", headers, b"x")
             self.assertEqual(response.status, 200, headers)
 
+    def test_https_page_behind_a_local_tls_proxy(self) -> None:
+        """nginx terminates TLS: an https:// page's change is same-origin, from loopback only."""
+        headers = {"Origin": "https://127.0.0.1:8888", "X-Forwarded-Proto": "https"}
+        self.assertEqual(request(self.site(), "POST", "/show", headers, b"x").status, 200)
+        plain = {"Origin": "https://127.0.0.1:8888"}
+        self.assertEqual(request(self.site(), "POST", "/show", plain, b"x").status, 403)
+        remote = request(self.site(), "POST", "/show", headers, b"x", peer="192.0.2.9")
+        self.assertEqual(remote.status, 403)
+
+    def test_forwarded_host_from_a_local_proxy(self) -> None:
+        headers = {
+            "Origin": "https://pi.example",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "pi.example",
+        }
+        self.assertEqual(request(self.site(), "POST", "/show", headers, b"x").status, 200)
+        remote = request(self.site(), "POST", "/show", headers, b"x", peer="198.51.100.1")
+        self.assertEqual(remote.status, 403)
+
     def test_reads_are_not_checked_here(self) -> None:
         response = request(self.site(), "GET", "/show", {"Origin": "http://evil.example"})
         self.assertEqual(response.status, 200)

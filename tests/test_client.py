@@ -51,6 +51,7 @@ from pistatsd.client import rest
 from pistatsd.client.cli import parse_arguments
 from pistatsd.client.failures import ClientError, OutputClosed, describe
 from pistatsd.client.formatting import format_summary, format_tick
+from pistatsd.client.session import _Protocol
 from pistatsd.client.tls import Trust
 from pistatsd.client.urls import BaseURL
 from pistatsd.client.websocket import (
@@ -58,7 +59,6 @@ from pistatsd.client.websocket import (
     HIGH_WATER,
     EchoSession,
     WatchSession,
-    _Protocol,
 )
 from tests.daemon import PROJECT, Daemon, refused_port
 

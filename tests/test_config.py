@@ -236,10 +236,105 @@ class DocumentationTests(SynchronousTestCase):
 
 class BacklogTests(SynchronousTestCase):
     def test_default_backlog_added(self) -> None:
-        from pistatsd.tap import with_backlog
+        from pistatsd.web.wiring import with_backlog
 
         self.assertEqual(with_backlog("tcp:8888"), "tcp:8888:backlog=1024")
         self.assertEqual(with_backlog("ssl:8443"), "ssl:8443:backlog=1024")
         self.assertEqual(with_backlog("tcp:8888:backlog=5"), "tcp:8888:backlog=5")
         self.assertEqual(with_backlog("unix:/x.sock"), "unix:/x.sock")
         self.assertEqual(with_backlog("systemd:domain=INET:index=0"), "systemd:domain=INET:index=0")
+
+
+class StrictNumberTests(SynchronousTestCase):
+    """Option values are read with L{pistatsd.numbers}, not C{float()}/C{int()}."""
+
+    def parse(self, *argv: str) -> Options:
+        options = Options()
+        options.parseOptions(list(argv))
+        return options
+
+    def test_what_python_alone_reads_as_a_number_is_refused(self) -> None:
+        for name, value in [
+            ("sample-interval", "1_0"),
+            ("sample-interval", " 5"),
+            ("sample-interval", "5 "),
+            ("sample-interval", "\u0663"),
+            ("heartbeat", "inf"),
+            ("max-body", "1_000"),
+            ("max-body", "+ 7"),
+            ("max-connections", "\u0663"),
+        ]:
+            e = self.assertRaises(usage.UsageError, self.parse, f"--{name}", value)
+            self.assertIn(f"--{name}", str(e))
+
+    def test_numbers_as_people_write_them(self) -> None:
+        options = self.parse("--sample-interval", "2.5", "--heartbeat", "1e1", "--max-body", "1000")
+        self.assertEqual(options.config.sample_interval, 2.5)
+        self.assertEqual(options.config.heartbeat, 10.0)
+        self.assertEqual(options.config.max_body, 1000)
+
+    def test_toml_numbers_are_toml_numbers(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write('max-body = 1_000\nsample-interval = 2\nheartbeat = "1_0"\n')
+        e = self.assertRaises(ConfigError, build_config, {"config": path})
+        self.assertIn("--heartbeat", str(e))
+        with open(path, "w") as f:
+            f.write("max-body = 1_000\nsample-interval = 2\n")
+        config = build_config({"config": path})
+        self.assertEqual((config.max_body, config.sample_interval), (1000, 2.0))
+
+
+class StartupErrorTests(SynchronousTestCase):
+    def test_one_class_for_every_start_up_failure(self) -> None:
+        from pistatsd.errors import StartupError
+
+        e = self.assertRaises(StartupError, build_config, {"max-body": "0"})
+        self.assertIsInstance(e, SystemExit)
+        self.assertIsInstance(e, Exception)
+        self.assertIs(ConfigError, StartupError)
+        self.assertEqual(str(e), e.code)
+
+
+class TacTests(SynchronousTestCase):
+    """C{etc/pistatsd.tac} runs the same checks as the plugin's options."""
+
+    def run_tac(self, toml: str) -> None:
+        import os
+        import runpy
+
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(toml)
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        self.patch(os, "environ", {**os.environ, "PISTATSD_CONFIG": path})
+        runpy.run_path(os.path.join(here, "etc", "pistatsd.tac"))
+
+    def test_bad_endpoint_stops_the_tac(self) -> None:
+        from pistatsd.errors import StartupError
+
+        e = self.assertRaises(StartupError, self.run_tac, 'port = ["carrierpigeon:1"]\n')
+        self.assertIn("--port carrierpigeon:1", str(e))
+
+    def test_bad_sensor_table_stops_the_tac(self) -> None:
+        from pistatsd.errors import StartupError
+
+        e = self.assertRaises(StartupError, self.run_tac, "[sensors.fan]\ncommand = 42\n")
+        self.assertIn("[sensors.fan]", str(e))
+
+    def test_relative_sensor_root_stops_the_tac(self) -> None:
+        from pistatsd.errors import StartupError
+
+        e = self.assertRaises(StartupError, self.run_tac, 'sensor-root = ["sys"]\n')
+        self.assertIn("--sensor-root", str(e))
+
+    def test_missing_certificate_stops_the_tac(self) -> None:
+        from pistatsd.errors import StartupError
+
+        e = self.assertRaises(
+            StartupError,
+            self.run_tac,
+            'port = ["tcp:0:interface=127.0.0.1"]\ntls = ["ssl:0"]\n'
+            'cert = "/nonexistent/c.pem"\nkey = "/nonexistent/k.pem"\n',
+        )
+        self.assertIn("--tls ssl:0", str(e))

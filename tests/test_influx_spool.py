@@ -110,6 +110,24 @@ class SpoolTests(SynchronousTestCase):
         self.assertEqual(spool.pending, 75)
         self.assertEqual(self.read_all(spool), lines(75, start=35))
 
+    def test_compaction_is_a_durable_private_replacement(self) -> None:
+        """The rewrite is synced before it replaces the file, and stays owner-only."""
+        size = len(lines(1)[0]) + 1
+        spool = self.make(max_bytes=size * 10)
+        spool.append(lines(8))
+        synced: list[int] = []
+        real = os.fsync
+
+        def spy(fd: int) -> None:
+            synced.append(fd)
+            real(fd)
+
+        self.patch(os, "fsync", spy)
+        spool.append(lines(5, start=8))  # over the cap: compacts
+        self.assertEqual(len(synced), 2)  # the new file, then the directory
+        self.assertEqual(stat.S_IMODE(os.stat(spool.path).st_mode), 0o600)
+        self.assertEqual(os.listdir(os.path.dirname(spool.path)), ["influx-spool.lp"])
+
     def test_a_single_append_larger_than_the_cap_keeps_the_newest(self) -> None:
         size = len(lines(1)[0]) + 1
         spool = self.make(max_bytes=size * 10)

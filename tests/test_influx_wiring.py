@@ -9,8 +9,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import HTTPConnectionPool
 
 from pistatsd.config import Config
+from pistatsd.errors import StartupError
 from pistatsd.influx.reporter import InfluxReporter
-from pistatsd.influx.wiring import InfluxStartupError, influx_service
+from pistatsd.influx.wiring import influx_service
 from pistatsd.influx.writer import PrivateCAPolicy
 from pistatsd.web.traffic import RequestTally
 from tests.influxd import FakeInflux, FakeNetwork, capture_all_logs, make_pki
@@ -149,7 +150,7 @@ class WiringTests(SynchronousTestCase):
 
     def test_unusable_cafile_stops_startup_naming_the_option(self) -> None:
         missing = os.path.join(self.mktemp(), "ca.pem")
-        with self.assertRaises(InfluxStartupError) as caught:
+        with self.assertRaises(StartupError) as caught:
             influx_service(
                 self.config(influx="https://h", influx_cafile=missing),
                 MemoryReactorClock(),

@@ -28,16 +28,30 @@ pytestmark = pytest.mark.real
 SITE = os.path.join(PROJECT, "etc", "nginx", "pistatsd.conf")
 
 
-def site_config(www: str, listen_port: int, upstream_port: int) -> str:
-    """The shipped server block, listening on loopback, proxying to C{upstream_port}."""
+def site_config(
+    www: str, listen_port: int, upstream_port: int, forwarded_proto: str | None = None
+) -> str:
+    """The shipped server block, listening on loopback, proxying to C{upstream_port}.
+
+    @param forwarded_proto: what nginx tells pistatsd the browser used, in
+        place of the connection's scheme (C{https}: as a TLS front would).
+    """
     with open(SITE) as f:
         text = f.read()
-    for old, new in [
+    replacements = [
         ("listen 80;", f"listen 127.0.0.1:{listen_port};"),
         ("listen [::]:80;", ""),
         ("root /var/www/pistatsd;", f"root {www};"),
         ("server 127.0.0.1:8888;", f"server 127.0.0.1:{upstream_port};"),
-    ]:
+    ]
+    if forwarded_proto is not None:
+        replacements.append(
+            (
+                "proxy_set_header X-Forwarded-Proto $scheme;",
+                f"proxy_set_header X-Forwarded-Proto {forwarded_proto};",
+            )
+        )
+    for old, new in replacements:
         assert text.count(old) == 1, f"{SITE} no longer has exactly one {old!r}"
         text = text.replace(old, new)
     return text
@@ -51,7 +65,14 @@ class Nginx:
     known before nginx starts, and no other process can take it meanwhile.
     """
 
-    def __init__(self, program: str, directory: str, www: str, upstream_port: int) -> None:
+    def __init__(
+        self,
+        program: str,
+        directory: str,
+        www: str,
+        upstream_port: int,
+        forwarded_proto: str | None = None,
+    ) -> None:
         self.directory = directory
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
@@ -59,7 +80,7 @@ class Nginx:
         self.port = listener.getsockname()[1]
         os.makedirs(directory, exist_ok=True)
         with open(os.path.join(directory, "pistatsd.conf"), "w") as f:
-            f.write(site_config(www, self.port, upstream_port))
+            f.write(site_config(www, self.port, upstream_port, forwarded_proto))
         mime = "include /etc/nginx/mime.types;" if os.path.exists("/etc/nginx/mime.types") else ""
         # Workers of a root master default to "nobody", which cannot read the tmp dirs.
         user = "user root;" if os.geteuid() == 0 else ""
@@ -314,3 +335,45 @@ def test_websockets_through_nginx(nginx, pistatsd):
                 pass
 
     asyncio.run(asyncio.wait_for(go(), 30))
+
+
+def test_https_pages_through_a_tls_front(tmp_path, www, pistatsd):
+    """Behind a TLS-terminating nginx (here: one that says X-Forwarded-Proto https),
+    an https:// page of the same host opens WebSockets and sends changes."""
+    import asyncio
+
+    import websockets
+
+    front = Nginx(
+        require_program("nginx"),
+        str(tmp_path / "front"),
+        www,
+        pistatsd.port,
+        forwarded_proto="https",
+    )
+    try:
+        page = f"https://127.0.0.1:{front.port}"
+        status, _, body = front.request(
+            "POST", "/sum", {"Content-Type": "application/json", "Origin": page}, b'{"a": 2}'
+        )
+        assert (status, body) == (200, b"Sum: 2")
+        status, _, _ = front.request(
+            "POST",
+            "/sum",
+            {"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{front.port}"},
+            b'{"a": 2}',
+        )
+        assert status == 403
+
+        async def go() -> None:
+            base = f"ws://127.0.0.1:{front.port}"
+            async with websockets.connect(f"{base}/ws/echo", origin=page) as ws:
+                await ws.send("over https")
+                assert await ws.recv() == "over https"
+            with pytest.raises(websockets.InvalidStatus):
+                async with websockets.connect(f"{base}/ws/echo", origin="https://evil.example"):
+                    pass
+
+        asyncio.run(asyncio.wait_for(go(), 30))
+    finally:
+        front.stop()

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import time
 
+from prometheus_client.registry import CollectorRegistry
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from pistatsd.sampler import TooManyMeasurements
 from pistatsd.status import INFLUX_OFF, WEBSOCKETS_IDLE, DaemonStatus
+from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.root import build_tree
 from pistatsd.web.site import PistatsdSite
+from pistatsd.web.wiring import core_routes, route_table
 from tests.support import Client, build_request, request
 
 SNAPSHOT = {
@@ -81,14 +84,17 @@ class TreeTestCase(SynchronousTestCase):
         with open(os.path.join(self.www, "hello.txt"), "w") as f:
             f.write("hello")
         self.sampler = FakeSampler(self.clock)
-        self.status = DaemonStatus(clock=self.clock)
-        root = build_tree(
-            sampler=self.sampler,
-            status=self.status,
-            wall=self.clock.seconds,
-            www=self.www,
-            history_seconds=3600,
+        self.connections = ConnectionCounter(1024)
+        self.status = DaemonStatus(clock=self.clock, connections=self.connections)
+        routes = route_table(
+            core_routes(
+                sampler=self.sampler,
+                status=self.status,
+                history_seconds=3600,
+                registry=CollectorRegistry(),
+            )
         )
+        root = build_tree(routes, wall=self.clock.seconds, www=self.www)
         self.site = PistatsdSite(root, reactor=self.clock)
 
     def get(self, path: str, **headers: str):
@@ -160,7 +166,8 @@ class ApiTests(TreeTestCase):
     def test_health(self) -> None:
         self.status.mark_started()
         self.clock.advance(42)
-        self.status.websocket_clients = lambda: 3
+        for _ in range(3):
+            self.connections.opened("websocket")
         body = json.loads(self.get("/health").body)
         self.assertEqual(body["status"], "ok")
         self.assertEqual(body["uptime"], 42)

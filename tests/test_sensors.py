@@ -18,13 +18,15 @@ from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from pistatsd import files as files_module
 from pistatsd.sensors import resource as resource_module
 from pistatsd.sensors import store as store_module
 from pistatsd.sensors.confine import Confinement, ReadError
 from pistatsd.sensors.model import FileSensor
-from pistatsd.sensors.resource import _is_loopback, as_text
+from pistatsd.sensors.resource import MutationGuard, SensorsResource, as_text
 from pistatsd.sensors.service import SensorsService
 from pistatsd.sensors.store import FILENAME, SensorStore
+from pistatsd.web.forwarded import is_local_peer
 from pistatsd.web.site import PistatsdSite
 from tests.support import Response, request
 
@@ -81,13 +83,12 @@ class SensorsCase(SynchronousTestCase):
             clock=self.clock,
             confinement=Confinement.of(roots or [self.root]),
             store=SensorStore(self.state, self.clock.seconds),
-            api_token=token,
             **kw,
         )
         self.services.append(self.service)
         self.service.startService()
         api = Resource()
-        api.putChild(b"sensors", self.service.resource)
+        api.putChild(b"sensors", SensorsResource(self.service, MutationGuard(token)))
         root = Resource()
         root.putChild(b"api", api)
         self.site = PistatsdSite(root, reactor=self.clock, max_body=4096)
@@ -715,16 +716,16 @@ class AuthorizationTests(SensorsCase):
             self.assertEqual(self.call("GET", path, peer="192.0.2.1").status, 200)
 
     def test_loopback_addresses(self) -> None:
-        self.assertTrue(_is_loopback(IPv4Address("TCP", "127.0.0.1", 1)))
-        self.assertTrue(_is_loopback(IPv4Address("TCP", "127.255.0.3", 1)))
-        self.assertTrue(_is_loopback(IPv6Address("TCP", "::1", 1)))
-        self.assertTrue(_is_loopback(IPv6Address("TCP", "::ffff:127.0.0.1", 1)))
-        self.assertTrue(_is_loopback(UNIXAddress(b"/run/pistatsd.sock")))
-        self.assertTrue(_is_loopback(UNIXAddress(None)))
-        self.assertFalse(_is_loopback(IPv4Address("TCP", "192.0.2.1", 1)))
-        self.assertFalse(_is_loopback(IPv6Address("TCP", "2001:db8::1", 1)))
-        self.assertFalse(_is_loopback(IPv6Address("TCP", "::ffff:192.0.2.1", 1)))
-        self.assertFalse(_is_loopback(IPv4Address("TCP", "0.0.0.0", 1)))
+        self.assertTrue(is_local_peer(IPv4Address("TCP", "127.0.0.1", 1)))
+        self.assertTrue(is_local_peer(IPv4Address("TCP", "127.255.0.3", 1)))
+        self.assertTrue(is_local_peer(IPv6Address("TCP", "::1", 1)))
+        self.assertTrue(is_local_peer(IPv6Address("TCP", "::ffff:127.0.0.1", 1)))
+        self.assertTrue(is_local_peer(UNIXAddress(b"/run/pistatsd.sock")))
+        self.assertTrue(is_local_peer(UNIXAddress(None)))
+        self.assertFalse(is_local_peer(IPv4Address("TCP", "192.0.2.1", 1)))
+        self.assertFalse(is_local_peer(IPv6Address("TCP", "2001:db8::1", 1)))
+        self.assertFalse(is_local_peer(IPv6Address("TCP", "::ffff:192.0.2.1", 1)))
+        self.assertFalse(is_local_peer(IPv4Address("TCP", "0.0.0.0", 1)))
 
 
 class TextTests(SensorsCase):
@@ -926,7 +927,7 @@ class PersistenceTests(SensorsCase):
         def no_space(*args: Any, **kwargs: Any) -> Any:
             raise OSError(28, "No space left on device")
 
-        self.patch(store_module.tempfile, "mkstemp", no_space)
+        self.patch(files_module.tempfile, "mkstemp", no_space)
         logged = Logged(self)
         self.start()
         self.assertEqual(self.service.readings(), {"room": 21.5})

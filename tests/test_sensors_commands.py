@@ -22,6 +22,7 @@ from pistatsd.config import Config, ConfigError, build_config
 from pistatsd.sensors.commands import CommandFailed, CommandRunner
 from pistatsd.sensors.confine import Confinement
 from pistatsd.sensors.model import CommandSensor, FileSensor, parse_command_sensors
+from pistatsd.sensors.resource import MutationGuard, SensorsResource
 from pistatsd.sensors.service import SensorsService
 from pistatsd.sensors.store import SensorStore
 from pistatsd.sensors.threads import ThreadedRunner
@@ -77,7 +78,7 @@ def make_service(tmp_path: Path, *commands: CommandSensor) -> tuple[SensorsServi
 
 def read_only_site(service: SensorsService) -> PistatsdSite:
     api = Resource()
-    api.putChild(b"sensors", service.resource)
+    api.putChild(b"sensors", SensorsResource(service, MutationGuard(None)))
     root = Resource()
     root.putChild(b"api", api)
     return PistatsdSite(root, reactor=Clock())

@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from zope.interface import directlyProvides
 
+from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.site import PistatsdSite
 from tests.support import (
     Client,
@@ -40,12 +41,12 @@ class Boom(Resource):
         raise RuntimeError("secret internal detail")
 
 
-def make_site(**kw) -> PistatsdSite:
+def make_site(max_connections: int = 1024, **kw) -> PistatsdSite:
     root = Resource()
     root.putChild(b"echo", Echo())
     root.putChild(b"boom", Boom())
     kw.setdefault("reactor", Clock())
-    return PistatsdSite(root, **kw)
+    return PistatsdSite(root, connections=ConnectionCounter(max_connections), **kw)
 
 
 class BodyLimitTests(SynchronousTestCase):
@@ -298,9 +299,8 @@ class AccessLogTests(SynchronousTestCase):
 
     def test_refused_requests_are_counted(self) -> None:
         """A 413 and a parser 400 reach the observers (which feed InfluxDB and /metrics)."""
-        site = make_site(max_body=10)
         seen = []
-        site.request_observers.append(lambda r: seen.append((r.method, r.path, r.code)))
+        site = make_site(max_body=10, observers=[lambda r: seen.append((r.method, r.path, r.code))])
         request(site, "POST", "/echo", body=b"x" * 11)
         client = Client(site)
         client.send(b"GET /stats HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n")
@@ -336,9 +336,8 @@ class AccessLogTests(SynchronousTestCase):
         self.assertEqual(summary["by_status"], "1x 400, 4x 413")
 
     def test_request_observers(self) -> None:
-        site = make_site()
         seen = []
-        site.request_observers.append(lambda r: seen.append((r.method, r.code)))
+        site = make_site(observers=[lambda r: seen.append((r.method, r.code))])
         request(site, "POST", "/echo", body=b"x")
         request(site, "GET", "/nothing-here")
         self.assertEqual(seen, [(b"POST", 200), (b"GET", 404)])

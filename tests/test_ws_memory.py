@@ -13,12 +13,14 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.hosts import HostPolicy, HostRules
+from pistatsd.web.routes import mount
 from pistatsd.web.site import PistatsdSite
 from pistatsd.ws.broadcast import Broadcaster
 from pistatsd.ws.hub import WebSocketHub
 from pistatsd.ws.origins import OriginPolicy, origin_key
-from pistatsd.ws.resource import websocket_tree
+from pistatsd.ws.wiring import websocket_routes
 from tests.support import Client
 from tests.wsclient import MemoryWebSocket
 
@@ -50,20 +52,19 @@ class WebSocketTestCase(SynchronousTestCase):
         self.broadcaster = Broadcaster(
             self.sampler, self.clock, self.interval, stuck_after=5, wall=self.clock.seconds
         )
-        self.hub = WebSocketHub(self.broadcaster, self.clock)
+        connections = ConnectionCounter(self.max_connections)
+        self.hub = WebSocketHub(self.broadcaster, self.clock, connections=connections)
         self.hub.startService()
-        root = Resource()
         origins = OriginPolicy.from_config(self.allowed)
-        root.putChild(b"ws", websocket_tree(self.hub, origins))
+        root = mount(Resource(), websocket_routes(self.hub, origins))
         hosts = HostPolicy(HostRules.from_config(self.hosts, self.allowed), clock=self.clock)
         self.site = PistatsdSite(
             root,
             reactor=self.clock,
-            max_connections=self.max_connections,
+            connections=connections,
             hosts=hosts,
             origins=origins,
         )
-        self.site.extra_connections = lambda: self.hub.count
 
     def connect(self, path: str = "/ws/echo", **kw) -> MemoryWebSocket:
         return MemoryWebSocket(self.site, path, **kw)
@@ -138,6 +139,36 @@ class OriginTests(WebSocketTestCase):
             client = self.connect(origin=origin)
             self.assertEqual(client.status, 403, origin)
         self.assertEqual(self.hub.count, 0)
+
+    def test_https_page_behind_a_local_tls_proxy(self) -> None:
+        """nginx terminates TLS and says so: the https:// page is same-origin."""
+        https = {"X-Forwarded-Proto": "https"}
+        self.assertEqual(
+            self.connect(origin="https://pi.local", host="pi.local", headers=https).status, 101
+        )
+        # Without the header, the page's scheme differs from the connection's.
+        self.assertEqual(self.connect(origin="https://pi.local", host="pi.local").status, 403)
+        # The header says what the browser used: an http:// page is then cross-origin.
+        self.assertEqual(
+            self.connect(origin="http://pi.local", host="pi.local", headers=https).status, 403
+        )
+
+    def test_forwarded_host_from_a_local_proxy(self) -> None:
+        headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "pi.example"}
+        client = self.connect(origin="https://pi.example", host="pi.local", headers=headers)
+        self.assertEqual(client.status, 101)
+
+    def test_forwarding_headers_from_elsewhere_are_not_believed(self) -> None:
+        for headers in (
+            {"X-Forwarded-Proto": "https"},
+            {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "pi.example"},
+        ):
+            origin = "https://" + headers.get("X-Forwarded-Host", "pi.local")
+            client = self.connect(origin=origin, host="pi.local", headers=headers, peer="192.0.2.9")
+            self.assertEqual(client.status, 403, headers)
+        self.assertEqual(
+            self.connect(origin="http://pi.local", host="pi.local", peer="192.0.2.9").status, 101
+        )
 
     def test_origin_key(self) -> None:
         self.assertEqual(origin_key("HTTP://Pi.Local"), "http://pi.local:80")

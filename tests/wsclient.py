@@ -21,12 +21,15 @@ class MemoryWebSocket:
         origin: str | None = None,
         host: str = "127.0.0.1:8888",
         peer: str = "127.0.0.1",
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.http = Client(site, peer=peer)
         self.ws = ClientProtocol(parse_uri(f"ws://{host}{path}"), max_size=None)
         request = self.ws.connect()
         if origin is not None:
             request.headers["Origin"] = origin
+        for name, value in (headers or {}).items():
+            request.headers[name] = value
         self.ws.send_request(request)
         self._flush_to_server()
         self.status: int | None = None

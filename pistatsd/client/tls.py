@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from attrs import frozen
-from cryptography import x509
-from OpenSSL import SSL, crypto
+from OpenSSL import SSL
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import (
-    Certificate,
     CertificateOptions,
     TLSVersion,
     optionsForClientTLS,
-    trustRootFromCertificates,
 )
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
+
+from pistatsd.pem import load_certificates, trust_root
 
 if TYPE_CHECKING:  # not re-exported by twisted.internet.ssl
     from twisted.internet._sslverify import IOpenSSLTrustRoot
@@ -33,14 +32,9 @@ def load_cafile(data: bytes, name: str) -> IOpenSSLTrustRoot:
     confusing handshake failure later.
     """
     try:
-        certificates = x509.load_pem_x509_certificates(data)
+        return trust_root(load_certificates(data))
     except ValueError as e:
-        if b"-----BEGIN CERTIFICATE-----" not in data:
-            raise ValueError(f"--cafile {name}: no PEM certificate in the file") from None
-        raise ValueError(f"--cafile {name}: unreadable certificate ({e})") from None
-    return trustRootFromCertificates(
-        [Certificate(crypto.X509.from_cryptography(c)) for c in certificates]
-    )
+        raise ValueError(f"--cafile {name}: {e}") from None
 
 
 @implementer(IOpenSSLClientConnectionCreator)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from attrs import define, field, frozen
 from twisted.logger import Logger
 
+from pistatsd.episodes import Episode
 from pistatsd.influx.lineprotocol import Point
 from pistatsd.influx.spool import Spool, SpoolBatch
 
@@ -123,9 +124,24 @@ class Backlog:
         # The batch from the queue not settled yet (it still counts as queued).
         self._out: Batch | None = None
         # Episodes: one log line when they start, one when they end.
-        self._overflow_episode = 0
-        self._spool_problem = False
-        self._spool_full_episode = 0
+        self._overflow = Episode(
+            _log,
+            "InfluxDB queue full ({limit} points): dropping the oldest until "
+            "InfluxDB at {url} catches up",
+            "InfluxDB queue no longer full: {n} oldest points were dropped",
+            count_field="n",
+        )
+        self._spool_problem = Episode(
+            _log,
+            "InfluxDB spool {path} cannot be written ({error}); keeping points in memory",
+            "InfluxDB spool {path} can be written again",
+        )
+        self._spool_full = Episode(
+            _log,
+            "InfluxDB spool {path} is full ({limit} bytes): dropping the oldest points",
+            "InfluxDB spool drained; {n} of its oldest points had been dropped",
+            count_field="n",
+        )
 
     # -- state -------------------------------------------------------------
 
@@ -229,12 +245,8 @@ class Backlog:
         """InfluxDB has the batch: forget it, and end the episodes it ends."""
         self._settle(batch)
         self._end_overflow()
-        if self._spool_full_episode and self._spool is not None and not self._spool.pending:
-            _log.info(
-                "InfluxDB spool drained; {n} of its oldest points had been dropped",
-                n=self._spool_full_episode,
-            )
-            self._spool_full_episode = 0
+        if self._spool is not None and not self._spool.pending:
+            self._spool_full.ended()
 
     def rejected(self, batch: Batch, count: int) -> None:
         """InfluxDB refused C{count} of the batch's points for good: forget it, count them."""
@@ -279,22 +291,11 @@ class Backlog:
         for _ in range(excess):
             self._queue.popleft()
         self.drops.overflow += excess
-        if self._overflow_episode == 0:
-            _log.warn(
-                "InfluxDB queue full ({limit} points): dropping the oldest until "
-                "InfluxDB at {url} catches up",
-                limit=self.limit,
-                url=self._url,
-            )
-        self._overflow_episode += excess
+        self._overflow.happened_times(excess, limit=self.limit, url=self._url)
 
     def _end_overflow(self) -> None:
-        if self._overflow_episode and self.queued < self.limit:
-            _log.info(
-                "InfluxDB queue no longer full: {n} oldest points were dropped",
-                n=self._overflow_episode,
-            )
-            self._overflow_episode = 0
+        if self.queued < self.limit:
+            self._overflow.ended()
 
     def _spool_queue(self) -> bool:
         """Move the whole queue to the spool; False (queue kept) if the file cannot take it."""
@@ -303,25 +304,13 @@ class Backlog:
         try:
             dropped = self._spool.append(lines)
         except OSError as e:
-            if not self._spool_problem:
-                self._spool_problem = True
-                _log.warn(
-                    "InfluxDB spool {path} cannot be written ({error}); keeping points in memory",
-                    path=self._spool.path,
-                    error=e,
-                )
+            self._spool_problem.happened(path=self._spool.path, error=e)
             return False
-        if self._spool_problem:
-            self._spool_problem = False
-            _log.info("InfluxDB spool {path} can be written again", path=self._spool.path)
+        self._spool_problem.ended(path=self._spool.path)
         self._queue.clear()
         if dropped:
             self.drops.spool_overflow += dropped
-            if self._spool_full_episode == 0:
-                _log.warn(
-                    "InfluxDB spool {path} is full ({limit} bytes): dropping the oldest points",
-                    path=self._spool.path,
-                    limit=self._spool.max_bytes,
-                )
-            self._spool_full_episode += dropped
+            self._spool_full.happened_times(
+                dropped, path=self._spool.path, limit=self._spool.max_bytes
+            )
         return True

@@ -13,8 +13,10 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from attrs import define, field
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 
+from pistatsd.episodes import Episodes
 from pistatsd.influx.lineprotocol import Point
 
 _log = Logger()
@@ -124,7 +126,15 @@ class DaemonPoints:
     sensors: Sensors | None = None
     host: str = field(factory=socket.gethostname)
     """The host tag until the sampler has a snapshot; then the snapshot's hostname."""
-    _failing: set[str] = field(factory=set, init=False)
+    _failing: Episodes = field(
+        factory=lambda: Episodes(
+            _log,
+            "InfluxDB report: cannot collect {part}; leaving it out",
+            "InfluxDB report: {part} can be collected again",
+            level=LogLevel.critical,
+        ),
+        init=False,
+    )
 
     def __call__(self, timestamp: int) -> list[Point]:
         """Every point for the interval ending now; never raises."""
@@ -154,20 +164,13 @@ class DaemonPoints:
         """C{get()}, or None when it fails: logged once per episode, per part."""
         try:
             value = get()
-        except RuntimeError as e:
+        except RuntimeError:
             if part == "snapshot":  # the sampler has not sampled yet: expected at start
                 return None
-            self._failed(part, e)
+            self._failing.happened(part, Failure(), part=part)
             return None
-        except Exception as e:
-            self._failed(part, e)
+        except Exception:
+            self._failing.happened(part, Failure(), part=part)
             return None
-        if part in self._failing:
-            self._failing.discard(part)
-            _log.info("InfluxDB report: {part} can be collected again", part=part)
+        self._failing.ended(part, part=part)
         return value
-
-    def _failed(self, part: str, error: Exception) -> None:
-        if part not in self._failing:
-            self._failing.add(part)
-            _log.failure("InfluxDB report: cannot collect {part}; leaving it out", part=part)

@@ -32,7 +32,6 @@ from typing import Protocol
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IPolicyForHTTPS
@@ -44,6 +43,7 @@ from pistatsd.influx.health import Health, HealthValue
 from pistatsd.influx.lineprotocol import Point, timestamp_of
 from pistatsd.influx.spool import Spool
 from pistatsd.influx.writer import HTTPClient, InfluxTarget, Outcome, Verdict, post
+from pistatsd.loops import Repeating
 
 _log = Logger()
 
@@ -141,7 +141,7 @@ class InfluxReporter(Service):
         self._create_ignored = create_database and target.api != "v1"
         self._database_ready = not self._create_database
 
-        self._loop: LoopingCall | None = None
+        self._loop: Repeating | None = None
         self._pool: QuietConnectionPool | None = None
         self._job: Batch | None = None
         self._request: Deferred[None] | None = None
@@ -181,9 +181,8 @@ class InfluxReporter(Service):
             api=self.target.api,
             interval=self.interval,
         )
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self._clock
-        self._loop.start(self.interval, now=False).addErrback(self._loop_died)
+        self._loop = Repeating(self._clock, self._tick, "InfluxDB report")
+        self._loop.start(self.interval, now=False)
         self._pump()
 
     def stopService(self) -> Deferred[None]:
@@ -458,7 +457,3 @@ class InfluxReporter(Service):
         drained, self._drained = self._drained, None
         if drained is not None and not drained.called:
             drained.callback(None)
-
-    def _loop_died(self, failure: Failure) -> None:
-        """Cannot happen (L{_tick} never raises), but never fail silently."""
-        _log.failure("The InfluxDB report loop stopped", failure=failure)

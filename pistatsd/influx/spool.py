@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from attrs import define, field, frozen
 from twisted.logger import Logger
 
+from pistatsd.files import write_atomically
 from pistatsd.influx.lineprotocol import is_valid_line
 
 _log = Logger()
@@ -202,18 +203,16 @@ class Spool:
         cut = _line_boundary(old, len(old) - keep) if len(old) > keep else 0
         dropped = old.count(b"\n", 0, cut)
         content = old[cut:] + data
-        temporary = self.path + ".tmp"
-        self._write(content, "wb", temporary)
-        os.replace(temporary, self.path)
+        write_atomically(self.path, content, 0o600)
         self._generation += 1
         self._offset = 0
         self._size = len(content)
         self.pending = max(0, self.pending - dropped)
         return dropped
 
-    def _write(self, data: bytes, mode: str, path: str | None = None) -> None:
+    def _write(self, data: bytes, mode: str) -> None:
         """One write, the file readable by its owner only (points can be private)."""
-        target = path or self.path
+        target = self.path
         flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
         fd = os.open(target, flags, 0o600)
         with os.fdopen(fd, "wb") as f:

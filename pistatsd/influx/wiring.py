@@ -6,27 +6,23 @@ import os
 import random as _random
 import socket
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from attrs import frozen
 from twisted.internet.interfaces import IReactorTime
 
 from pistatsd.config import Config
+from pistatsd.errors import StartupError
 from pistatsd.influx.points import DaemonPoints, Sensors, Tally
 from pistatsd.influx.reporter import InfluxReporter
 from pistatsd.influx.spool import SPOOL_NAME, Spool
 from pistatsd.influx.writer import HTTPClient, InfluxTarget, tls_policy_for_cafile
+from pistatsd.metrics import InfluxMetrics
+from pistatsd.status import influx_off
 
 if TYPE_CHECKING:
     from pistatsd.sampler import Sampler
-
-
-class InfluxStartupError(SystemExit, Exception):
-    """An unusable C{--influx-cafile}: stop start-up with one clear line, no traceback.
-
-    Like L{pistatsd.listening.StartupFailed}: a C{SystemExit} so C{twistd -n}
-    prints the message and exits non-zero.
-    """
 
 
 def target_from_config(config: Config) -> InfluxTarget:
@@ -68,11 +64,11 @@ def influx_service(
         try:
             policy = tls_policy_for_cafile(config.influx_cafile)
         except OSError as e:
-            raise InfluxStartupError(
+            raise StartupError(
                 f"--influx-cafile {config.influx_cafile}: cannot read it: {e.strerror}"
             ) from None
         except ValueError as e:
-            raise InfluxStartupError(f"--influx-cafile {config.influx_cafile}: {e}") from None
+            raise StartupError(f"--influx-cafile {config.influx_cafile}: {e}") from None
     spool = Spool(os.path.join(state_dir or config.state_dir, SPOOL_NAME))
     return InfluxReporter(
         target=target_from_config(config),
@@ -88,4 +84,35 @@ def influx_service(
         random=random,
         create_database=config.influx_create_db,
         wall=wall,
+    )
+
+
+@frozen
+class InfluxParts:
+    """InfluxDB reporting, ready to compose: nothing but the "off" health while it is off.
+
+    @ivar services: the reporter, when C{--influx} is given.
+    @ivar health: C{/health}'s C{"influx"} (the reporter's state, or the off shape).
+    @ivar metrics: the queue, spool and drops, for C{/metrics}.
+    """
+
+    services: tuple[InfluxReporter, ...]
+    health: Callable[[], Mapping[str, Any]]
+    metrics: InfluxMetrics
+
+
+def influx_parts(
+    config: Config,
+    reactor: IReactorTime,
+    *,
+    tally: Tally,
+    sampler: Sampler,
+    sensors: Sensors,
+) -> InfluxParts:
+    """The reporter for C{--influx}, or nothing; its health either way."""
+    if config.influx is None:
+        return InfluxParts(services=(), health=influx_off, metrics=InfluxMetrics(influx_off))
+    reporter = influx_service(config, reactor, tally=tally, sampler=sampler, sensors=sensors)
+    return InfluxParts(
+        services=(reporter,), health=reporter.state, metrics=InfluxMetrics(reporter.state)
     )

@@ -26,7 +26,7 @@ from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succe
 from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
 from twisted.internet.protocol import Protocol as _Protocol
-from twisted.internet.ssl import Certificate, optionsForClientTLS, trustRootFromCertificates
+from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from pistatsd import __version__
 from pistatsd.influx.lineprotocol import PRECISION
+from pistatsd.pem import load_certificates, trust_root
 
 if TYPE_CHECKING:
     # Public in spirit (what trustRootFromCertificates returns), not exported.
@@ -391,14 +392,6 @@ def post(
     return d
 
 
-def split_pem_certificates(pem: bytes) -> Sequence[bytes]:
-    """Every C{CERTIFICATE} block of a PEM bundle (a CA file may hold several)."""
-    blocks = re.findall(
-        rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", pem, flags=re.DOTALL
-    )
-    return [block + b"\n" for block in blocks]
-
-
 @implementer(IPolicyForHTTPS)
 @frozen
 class PrivateCAPolicy:
@@ -422,11 +415,4 @@ def tls_policy_for_cafile(cafile: str) -> PrivateCAPolicy:
     """
     with open(cafile, "rb") as f:
         pem = f.read()
-    blocks = split_pem_certificates(pem)
-    if not blocks:
-        raise ValueError("no PEM certificate in it")
-    try:
-        trust = trustRootFromCertificates([Certificate.loadPEM(block) for block in blocks])
-    except Exception as e:
-        raise ValueError(f"unusable certificate ({e.__class__.__name__})") from None
-    return PrivateCAPolicy(trust)
+    return PrivateCAPolicy(trust_root(load_certificates(pem)))

@@ -20,8 +20,7 @@ from typing import Any
 
 from attrs import field, frozen
 
-from pistatsd.config import ConfigError
-from pistatsd.web.jsonbody import decode_json_object as decode_body
+from pistatsd.errors import StartupError
 
 #: A sensor name: it appears in URLs, Prometheus labels and InfluxDB tags, so
 #: it is kept to characters that need no escaping anywhere.  It must not start
@@ -238,14 +237,6 @@ def parse_number(text: str) -> float:
     return number
 
 
-def decode_json_object(body: bytes) -> dict[str, Any]:
-    """The JSON object in a request body, or L{InvalidSensor} saying what is wrong."""
-    try:
-        return decode_body(body, example='{"name": "room", "path": "/sys/..."}')
-    except ValueError as e:
-        raise InvalidSensor(str(e)) from None
-
-
 def parse_file_sensor(document: Mapping[str, Any], url_name: str | None = None) -> FileSensor:
     """Build a L{FileSensor} from a client's JSON object.
 
@@ -359,24 +350,24 @@ def parse_command_sensor(name: str, table: object) -> CommandSensor:
 def parse_command_sensors(tables: object, limit: int) -> tuple[CommandSensor, ...]:
     """Every command sensor of the TOML file's C{[sensors]} table, validated at start-up.
 
-    @raise ConfigError: naming the sensor and the problem, so twistd can show
+    @raise StartupError: naming the sensor and the problem, so twistd can show
         it as a usage error instead of failing on the first tick.
     """
     if tables is None:
         return ()
     if not isinstance(tables, dict):
-        raise ConfigError(
+        raise StartupError(
             "--config: [sensors] must be a table of [sensors.NAME] tables, "
             f"not a {_toml_type(tables)}"
         )
     if len(tables) > limit:
-        raise ConfigError(f"--config: [sensors] defines {len(tables)} sensors; at most {limit}")
+        raise StartupError(f"--config: [sensors] defines {len(tables)} sensors; at most {limit}")
     sensors = []
     for name, table in tables.items():
         try:
             sensors.append(parse_command_sensor(name, table))
         except InvalidSensor as e:
-            raise ConfigError(f"--config: [sensors.{toml_key(name)}]: {e}") from None
+            raise StartupError(f"--config: [sensors.{toml_key(name)}]: {e}") from None
     return tuple(sensors)
 
 

@@ -18,11 +18,9 @@ sensor is a 400 whose message names the field.
 from __future__ import annotations
 
 import hmac
-import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from attrs import field, frozen
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -33,34 +31,21 @@ from pistatsd.sensors.model import (
     InvalidSensor,
     SensorError,
     check_name,
-    decode_json_object,
     parse_file_sensor,
 )
+from pistatsd.sensors.service import SensorsService
+from pistatsd.web.forwarded import is_local_peer
+from pistatsd.web.jsonbody import decode_json_object, is_json_content_type
 from pistatsd.web.negotiation import preferred
 from pistatsd.web.responses import JSONResource, json_body, json_error, text_body
-
-if TYPE_CHECKING:
-    from pistatsd.sensors.service import SensorsService
 
 _log = Logger()
 
 _OFFERS = ("application/json", "text/plain")
+#: Shown when a body is JSON but not an object.
+_EXAMPLE = '{"name": "room", "path": "/sys/..."}'
 #: Headers a reverse proxy adds: their presence means the peer is a relay.
 FORWARDING_HEADERS = (b"forwarded", b"x-forwarded-for", b"x-real-ip")
-
-
-def _is_loopback(address: object) -> bool:
-    if isinstance(address, UNIXAddress):
-        return True
-    if isinstance(address, IPv4Address | IPv6Address):
-        try:
-            ip = ipaddress.ip_address(address.host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return ip.is_loopback
-    return False
 
 
 def client_label(request: Request) -> str:
@@ -95,7 +80,7 @@ class MutationGuard:
             if not hmac.compare_digest(credentials, self.token.encode("utf-8")):
                 return json_error(request, 403, "invalid API token")
             return None
-        if not _is_loopback(request.getClientAddress()):
+        if not is_local_peer(request.getClientAddress()):
             return json_error(
                 request,
                 403,
@@ -109,13 +94,6 @@ class MutationGuard:
                 "changes relayed by a proxy need an API token (--api-token-file)",
             )
         return None
-
-
-def is_json_content_type(header: bytes | None) -> bool:
-    """C{application/json}, parameters such as charset allowed, any letter case."""
-    if not header:
-        return False
-    return header.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
 def _format_value(value: float | None) -> str:
@@ -140,7 +118,11 @@ def _read_sensor_body(request: Request, url_name: str | None = None) -> Any:
     if not is_json_content_type(request.getHeader(b"content-type")):
         return json_error(request, 415, "the body must be sent with Content-Type: application/json")
     try:
-        return parse_file_sensor(decode_json_object(request.content.read()), url_name)
+        document = decode_json_object(request.content.read(), example=_EXAMPLE)
+    except ValueError as e:
+        return json_error(request, 400, str(e))
+    try:
+        return parse_file_sensor(document, url_name)
     except InvalidSensor as e:
         return json_error(request, 400, str(e))
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from attrs import define, field
-from twisted.application.service import Service
+from twisted.application.internet import TimerService
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
@@ -27,13 +26,14 @@ from twisted.internet.defer import (
     gatherResults,
 )
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import IResource
 
+from pistatsd.episodes import Episodes
+from pistatsd.loops import guarded
 from pistatsd.sensors.commands import CommandFailed, CommandRunner, parse_output
-from pistatsd.sensors.confine import Confinement, ReadError
+from pistatsd.sensors.confine import Confinement
+from pistatsd.sensors.filereads import FileReads
 from pistatsd.sensors.model import (
     NOT_READ_YET,
     CommandSensor,
@@ -41,9 +41,7 @@ from pistatsd.sensors.model import (
     Reading,
     Sensor,
     SensorError,
-    scaled,
 )
-from pistatsd.sensors.resource import MutationGuard, SensorsResource
 from pistatsd.sensors.store import SensorStore
 from pistatsd.sensors.threads import BlockingRunner, InlineRunner
 
@@ -61,27 +59,21 @@ FIRST_READ_WAIT = 2.0
 STUCK_AFTER = 30.0
 
 
-@define(eq=False)
-class _PendingRead:
-    """A file read in a worker thread, and who waits for it."""
-
-    started: float
-    waiters: list[Deferred[None]] = field(factory=list)
-    reported_stuck: bool = False
-
-    def wait(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        self.waiters.append(d)
-        return d
+def _unreadable() -> Episodes:
+    """One episode per sensor that cannot be read: logged when it starts and ends."""
+    return Episodes(
+        _log, "Sensor {name} cannot be read: {error}{detail}", "Sensor {name} reads again"
+    )
 
 
-class SensorsService(Service):
-    """User-defined sensors: their definitions, readings and REST resource.
+class SensorsService(TimerService):
+    """User-defined sensors: their definitions and readings.
 
-    @ivar resource: C{/api/sensors}, to be mounted by the composition root.
+    Knows nothing of HTTP: C{/api/sensors} (L{pistatsd.sensors.resource})
+    calls it, and the sampler and InfluxDB read its cache.
     """
 
-    resource: IResource
+    name = "sensors"
 
     def __init__(
         self,
@@ -92,7 +84,6 @@ class SensorsService(Service):
         commands: Sequence[CommandSensor] = (),
         command_runner: CommandRunner | None = None,
         blocking: BlockingRunner | None = None,
-        api_token: str | None = None,
         interval: float = REFRESH_INTERVAL,
         max_sensors: int = MAX_SENSORS,
         first_read_wait: float = FIRST_READ_WAIT,
@@ -104,11 +95,11 @@ class SensorsService(Service):
             processes on the real reactor.
         @param blocking: where file reads and saves run; worker threads in
             the daemon, L{InlineRunner} (the default) in tests.
-        @param api_token: the bearer token mutations need; None means
-            mutations are accepted from loopback clients only.
         """
         if commands and command_runner is None:
             raise ValueError("command sensors need a command runner")
+        super().__init__(interval, guarded(self._tick, "sensor refresh"))
+        self.clock = clock
         self._clock = clock
         self._confinement = confinement
         self._store = store
@@ -123,17 +114,15 @@ class SensorsService(Service):
         #: Saved sensors hidden by a TOML sensor of the same name: kept in the file.
         self._shadowed: dict[str, FileSensor] = {}
         self._cache: dict[str, Reading] = {}
-        self._reads: dict[FileSensor, _PendingRead] = {}
+        self._file_reads = FileReads(clock, confinement, self._blocking)
         self._section: dict[str, Any] | None = None
         self._lock = DeferredLock()
-        self._loop: LoopingCall | None = None
-        self.resource = SensorsResource(self, MutationGuard(api_token))
+        self._unreadable = _unreadable()
 
     # Lifecycle
 
     def startService(self) -> None:
         """Load the saved sensors and read everything now, then every C{interval}."""
-        super().startService()
         self._blocking.start()
         if self._runner is not None:
             self._runner.start()
@@ -150,24 +139,17 @@ class SensorsService(Service):
             else:
                 self._files[sensor.name] = sensor
         self._cache = {name: NOT_READ_YET for name in self._all_names()}
+        self._unreadable = _unreadable()
         self._section = None
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self._clock
-        self._loop.start(self.interval, now=True).addErrback(self._loop_died)
+        super().startService()  # the first refresh runs now
 
     def stopService(self) -> Deferred[None]:
         """Stop refreshing, kill running commands, release the worker threads."""
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+        super().stopService()  # the loop stops at once
         stops = [self._blocking.stop()]
         if self._runner is not None:
             stops.append(self._runner.stop())
-        super().stopService()
         return gatherResults(stops).addCallback(lambda _: None)
-
-    def _loop_died(self, reason: Failure) -> None:
-        _log.failure("Sensor refresh loop stopped", failure=reason)
 
     # Cheap views of the cache (no I/O)
 
@@ -355,8 +337,10 @@ class SensorsService(Service):
         for name, sensor in files.items():
             if self._files.get(name) != sensor:
                 self._cache[name] = NOT_READ_YET
+                self._unreadable.forget(name)
         for name in self._files.keys() - files.keys():
             self._cache.pop(name, None)
+            self._unreadable.forget(name)
         self._files = files
         self._section = None
 
@@ -399,18 +383,12 @@ class SensorsService(Service):
         """
         started: list[Deferred[None]] = []
         try:
-            now = self._clock.seconds()
             for sensor in list(self._files.values()):
                 started.append(self._read_file(sensor))
             for command in self._commands.values():
                 started.append(self._read_command(command))
-            for sensor, pending in self._reads.items():
-                if (
-                    not pending.reported_stuck
-                    and now - pending.started >= self._stuck_after
-                    and self._files.get(sensor.name) == sensor
-                ):
-                    pending.reported_stuck = True
+            for sensor in self._file_reads.stuck(self._stuck_after):
+                if self._files.get(sensor.name) == sensor:
                     self._record(
                         sensor.name,
                         Reading.failed(f"read has not finished after {self._stuck_after:g} s"),
@@ -423,34 +401,11 @@ class SensorsService(Service):
 
     def _read_file(self, sensor: FileSensor) -> Deferred[None]:
         """Read one file sensor (or join its read in progress); fires when cached."""
-        pending = self._reads.get(sensor)
-        if pending is not None:
-            return pending.wait()
-        pending = _PendingRead(self._clock.seconds())
-        self._reads[sensor] = pending
-        waiter = pending.wait()  # before the read: an inline read finishes at once
-        d: Deferred[float] = self._blocking(self._confinement.read_number, sensor.path)
-        d.addCallbacks(
-            lambda raw: scaled(raw, sensor),
-            self._read_failed,
-            errbackArgs=(sensor,),
-        )
-        d.addCallback(self._file_read, sensor)
-        d.addErrback(self._unexpected, sensor.name)
-        return waiter
+        return self._file_reads.read(sensor, self._file_read)
 
-    def _read_failed(self, reason: Failure, sensor: FileSensor) -> Reading:
-        if reason.check(ReadError):
-            return Reading.failed(str(reason.value))
-        _log.failure("Unexpected error reading sensor {name}", failure=reason, name=sensor.name)
-        return Reading.failed("internal error while reading")
-
-    def _file_read(self, reading: Reading, sensor: FileSensor) -> None:
-        pending = self._reads.pop(sensor)
+    def _file_read(self, sensor: FileSensor, reading: Reading) -> None:
         if self._files.get(sensor.name) == sensor:  # not replaced or deleted meanwhile
             self._record(sensor.name, reading)
-        for waiter in pending.waiters:
-            waiter.callback(None)
 
     def _read_command(self, sensor: CommandSensor) -> Deferred[None]:
         assert self._runner is not None
@@ -479,13 +434,9 @@ class SensorsService(Service):
         self._cache[name] = reading
         if reading != previous:
             self._section = None
-        failing_before = previous.error is not None and previous is not NOT_READ_YET
-        if reading.error is not None and not failing_before:
-            _log.warn(
-                "Sensor {name} cannot be read: {error}{detail}",
-                name=name,
-                error=reading.error,
-                detail=f" ({detail})" if detail else "",
+        if reading.error is not None:
+            self._unreadable.happened(
+                name, name=name, error=reading.error, detail=f" ({detail})" if detail else ""
             )
-        elif reading.error is None and failing_before:
-            _log.info("Sensor {name} reads again", name=name)
+        else:
+            self._unreadable.ended(name, name=name)

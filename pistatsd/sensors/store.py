@@ -20,7 +20,6 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from attrs import frozen
 from twisted.logger import Logger
 
+from pistatsd.files import write_atomically
 from pistatsd.sensors.model import FileSensor, InvalidSensor, parse_file_sensor
 
 _log = Logger()
@@ -38,6 +38,7 @@ FORMAT_VERSION = 1
 MAX_FILE_SIZE = 4 * 1024 * 1024
 #: Invalid definitions whose problem is named in the log line (the file has them all).
 LOGGED_PROBLEMS = 5
+#: The temporary files of L{pistatsd.files.write_atomically} for this file.
 _TEMP_PREFIX = "." + FILENAME + "."
 _TEMP_SUFFIX = ".tmp"
 
@@ -271,29 +272,4 @@ class SensorStore:
     def _write(self, path: str, data: bytes) -> None:
         """Write C{path} in the directory atomically and durably (temp file, fsync, rename)."""
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=_TEMP_SUFFIX, dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        _fsync_directory(self.directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make a rename durable; some filesystems cannot fsync directories, which is fine."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        write_atomically(path, data, 0o600)

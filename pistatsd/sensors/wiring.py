@@ -1,19 +1,29 @@
-"""Builds the sensors service from the configuration: the one place its parts meet."""
+"""Builds the sensors feature from the configuration: the one place its parts meet.
+
+The service (definitions, readings), its REST resource at C{/api/sensors},
+the section every snapshot carries and the readings InfluxDB and
+C{/metrics} report: L{sensors_parts} returns them together.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from attrs import frozen
 from twisted.logger import Logger
 
 from pistatsd.config import Config, ConfigError
+from pistatsd.metrics import SensorMetrics
 from pistatsd.sensors.commands import CommandRunner
 from pistatsd.sensors.confine import Confinement
 from pistatsd.sensors.model import CommandSensor, parse_command_sensors
+from pistatsd.sensors.resource import MutationGuard, SensorsResource
 from pistatsd.sensors.service import MAX_SENSORS, REFRESH_INTERVAL, SensorsService
 from pistatsd.sensors.store import SensorStore
 from pistatsd.sensors.threads import ThreadedRunner
+from pistatsd.web.routes import Route
 
 _log = Logger()
 
@@ -46,8 +56,40 @@ def check_sensors(config: Config) -> None:
             ) from None
 
 
+@frozen
+class SensorsParts:
+    """The sensors feature, ready to compose.
+
+    @ivar service: refreshes the readings; start it before the sampler, so
+        the first snapshot already has them.
+    @ivar routes: C{/api/sensors}.
+    @ivar section: the snapshot section (C{{"sensors": ...}}), for the sampler.
+    @ivar readings: name to value, for InfluxDB.
+    @ivar metrics: the readings as Prometheus gauges.
+    """
+
+    service: SensorsService
+    routes: tuple[Route, ...]
+    section: Callable[[], Mapping[str, Any]]
+    readings: Callable[[], Mapping[str, float | None]]
+    metrics: SensorMetrics
+
+
+def sensors_parts(config: Config, reactor: Any) -> SensorsParts:
+    """The sensors service, its resource and its readings, from the configuration."""
+    service = sensors_service(config, reactor)
+    resource = SensorsResource(service, MutationGuard(config.api_token))
+    return SensorsParts(
+        service=service,
+        routes=(Route("/api/sensors", resource, link="sensors", below="/api/sensors/{name}"),),
+        section=service.snapshot_section,
+        readings=service.readings,
+        metrics=SensorMetrics(service.readings),
+    )
+
+
 def sensors_service(config: Config, reactor: Any) -> SensorsService:
-    """The sensors service (C{.resource}, C{.snapshot_section}, C{.readings}).
+    """The sensors service (C{.snapshot_section}, C{.readings}).
 
     Readings refresh every sample interval, but no more often than every
     L{REFRESH_INTERVAL} seconds: sensors change slowly and commands cost a
@@ -66,6 +108,5 @@ def sensors_service(config: Config, reactor: Any) -> SensorsService:
         commands=commands,
         command_runner=CommandRunner(reactor),
         blocking=ThreadedRunner(reactor),
-        api_token=config.api_token,
         interval=max(config.sample_interval, REFRESH_INTERVAL),
     )

@@ -19,22 +19,14 @@ def _text(raw: bytes) -> str:
 class ApiIndex(JSONResource):
     """C{GET /api}: name, version, links, and the query arguments received, echoed back.
 
-    The echo lets people building front-ends see exactly what arrived.  Its
-    children (C{/api/sensors}) are added by the composition root.
+    The echo lets people building front-ends see exactly what arrived.  The
+    links are the route table's (L{pistatsd.web.routes}), children such as
+    C{/api/sensors} are mounted from it too.
     """
 
     def __init__(self, links: Mapping[str, str]) -> None:
         super().__init__()
         self._links = dict(links)
-
-    def putChild(self, path: bytes, child) -> None:
-        """Mount a child and list it in the index."""
-        super().putChild(path, child)
-        self.add_link(path.decode("ascii"), "/api/" + path.decode("ascii"))
-
-    def add_link(self, name: str, href: str) -> None:
-        """List a resource mounted elsewhere in the tree."""
-        self._links[name] = href
 
     def getChild(self, path: bytes, request: Request) -> Resource:
         if path == b"":

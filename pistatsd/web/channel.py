@@ -158,6 +158,7 @@ class GuardedChannel(http.HTTPChannel):
             hosts=self.site.hosts,
             origins=self.site.origins,
             secure=self.isSecure(),
+            peer=self.transport.getPeer(),
         )
         if isinstance(outcome, Refusal):
             self.answer_early(outcome)

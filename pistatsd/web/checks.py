@@ -17,6 +17,7 @@ import re
 from twisted.web.http_headers import Headers
 
 from pistatsd.web.early import Refusal
+from pistatsd.web.forwarded import browser_view
 from pistatsd.web.hosts import HostPolicy, HostVerdict
 from pistatsd.ws.origins import OriginPolicy
 
@@ -72,11 +73,14 @@ def check_head(
     hosts: HostPolicy,
     origins: OriginPolicy,
     secure: bool,
+    peer: object = None,
 ) -> Refusal | bytes:
     """The origin-form target to serve, or the refusal to answer with.
 
     An absolute-form target's authority replaces the C{Host} header in
-    C{headers}, so the rest of the server sees one consistent host.
+    C{headers}, so the rest of the server sees one consistent host.  The
+    Origin of a change is compared with what the browser saw
+    (L{pistatsd.web.forwarded}: a local proxy's C{X-Forwarded-Proto}).
     """
     host_values = headers.getRawHeaders(b"host")
     if host_values is not None and len(host_values) > 1:
@@ -106,7 +110,10 @@ def check_head(
         return Refusal(417, "only Expect: 100-continue is understood")
     if method not in SAFE_METHODS:
         origin = headers.getRawHeaders(b"origin")
-        if origin is not None and (len(origin) != 1 or not origins.allows(origin[0], host, secure)):
+        seen_host, seen_secure = browser_view(headers, host, secure, peer)
+        if origin is not None and (
+            len(origin) != 1 or not origins.allows(origin[0], seen_host, seen_secure)
+        ):
             return Refusal(
                 403, "pages of other origins cannot change anything here (see --allowed-origin)"
             )

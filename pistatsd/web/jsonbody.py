@@ -15,6 +15,18 @@ def _reject_constant(name: str) -> float:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+def is_json_content_type(header: bytes | None) -> bool:
+    """Whether a C{Content-Type} says JSON: C{application/json}, any letter case,
+    parameters such as C{charset} allowed.
+
+    Bodies of any other type are refused without being looked at: a form a
+    browser posts cross-site must never be read as JSON.
+    """
+    if not header:
+        return False
+    return header.split(b";", 1)[0].strip().lower() == b"application/json"
+
+
 def decode_json_object(body: bytes, example: str = '{"a": 1, "b": 2}') -> dict[str, Any]:
     """The JSON object in C{body}; C{ValueError} with a clear message otherwise.
 

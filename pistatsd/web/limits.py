@@ -136,7 +136,7 @@ class LimitedRequest(Request):
         site = self.channel.site
         self._refused = True
         self.content = _DiscardBody()
-        site.bodies_refused += 1
+        site.traffic.bodies_refused += 1
         self.channel.answer_early(Refusal(413, f"request body exceeds {site.max_body} bytes"))
 
     def processingFailed(self, reason: Failure) -> Failure:

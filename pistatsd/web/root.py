@@ -1,4 +1,4 @@
-"""The resource tree: every path pistatsd answers, assembled in one place."""
+"""The root of the resource tree: named routes, then C{*.zzz} pages, then static files."""
 
 from __future__ import annotations
 
@@ -8,14 +8,10 @@ from collections.abc import Callable
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
-from pistatsd.sampler import Sampler
-from pistatsd.status import DaemonStatus
-from pistatsd.web.api import ApiIndex, HealthResource
 from pistatsd.web.negotiation import lists_html
 from pistatsd.web.pages import AliveResource, ZzzPage
+from pistatsd.web.routes import RouteTable, mount
 from pistatsd.web.static import StaticFiles
-from pistatsd.web.stats import PARTS, StatsResource
-from pistatsd.web.sum import SumResource
 
 
 class RootResource(Resource):
@@ -24,8 +20,6 @@ class RootResource(Resource):
     C{/} itself is negotiated: browsers (which list C{text/html}) get the
     dashboard, everything else (curl, C{*/*}, probes) gets C{Alive}.
     """
-
-    api: ApiIndex
 
     def __init__(self, static: IResource, wall: Callable[[], float] = time.time) -> None:
         super().__init__()
@@ -45,32 +39,11 @@ class RootResource(Resource):
         return self._static
 
 
-def build_tree(
-    *,
-    sampler: Sampler,
-    status: DaemonStatus,
-    www: str,
-    history_seconds: float,
-    wall: Callable[[], float] = time.time,
-) -> RootResource:
-    """Assemble the whole tree; returns the root and leaves room for more children.
+def build_tree(routes: RouteTable, www: str, wall: Callable[[], float] = time.time) -> RootResource:
+    """The whole tree, mounted once from the route table, with static files from C{www}.
 
     @param wall: the wall clock, for the dates pages show.
     """
     root = RootResource(StaticFiles(www), wall)
-    root.putChild(b"alive", AliveResource())
-    root.putChild(b"stats", StatsResource(sampler, history_seconds))
-    root.putChild(b"sum", SumResource())
-    root.putChild(b"health", HealthResource(status))
-    links = {
-        "self": "/api",
-        "alive": "/alive",
-        "stats": "/stats",
-        "history": "/stats/history",
-        "sum": "/sum",
-        "health": "/health",
-    }
-    links.update({f"stats_{part}": f"/stats/{part}" for part in PARTS if part != "throttled"})
-    root.api = ApiIndex(links)
-    root.putChild(b"api", root.api)
+    mount(root, routes.routes)
     return root

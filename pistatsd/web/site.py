@@ -13,23 +13,22 @@ writes an access log only when asked to.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol
-from twisted.logger import Logger
 from twisted.web import http
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
 from pistatsd.web.accesslog import WallClockLogFormatter
 from pistatsd.web.channel import GuardedChannel
+from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.early import Refusal, RefusalLog
 from pistatsd.web.hosts import HostPolicy
 from pistatsd.web.limits import LimitedRequest
+from pistatsd.web.traffic import Traffic
 from pistatsd.ws.origins import OriginPolicy
-
-_log = Logger()
 
 
 class _Refuse(Protocol):
@@ -58,9 +57,10 @@ class PistatsdSite(Site):
     @param request_deadline: seconds to read one request's headers and body,
         from its first byte (nginx's C{client_header_timeout} and
         C{client_body_timeout}); 408 after it.
-    @ivar open_connections: HTTP connections now open (WebSockets count
-        themselves once upgraded).
-    @ivar requests_total: requests answered since start, refused ones included.
+    @param connections: open connections against C{--max-connections},
+        shared with the WebSocket hub (which counts the upgraded ones).
+    @param traffic: the counts of answered requests and refused bodies.
+    @param observers: called with every answered request (the route counts).
     @ivar linger_seconds: how long a connection answered early keeps
         draining its input at most; C{linger_bytes}: how much of it.
     """
@@ -75,8 +75,10 @@ class PistatsdSite(Site):
         resource: IResource,
         *,
         reactor: IReactorTime,
+        connections: ConnectionCounter | None = None,
+        traffic: Traffic | None = None,
+        observers: Sequence[Callable[[Request], None]] = (),
         max_body: int = 65536,
-        max_connections: int = 1024,
         idle_timeout: float = 60.0,
         request_deadline: float = 60.0,
         access_log: str | None = None,
@@ -93,17 +95,33 @@ class PistatsdSite(Site):
             parsePOSTFormSubmission=False,
         )
         self.max_body = max_body
-        self.max_connections = max_connections
         self.request_deadline = request_deadline
+        self.connections = connections if connections is not None else ConnectionCounter(1024)
+        self.traffic = traffic if traffic is not None else Traffic()
         self.hosts = hosts if hosts is not None else HostPolicy(clock=reactor)
         self.origins = origins if origins is not None else OriginPolicy()
-        self.open_connections = 0
-        self.connections_refused = 0
-        self.bodies_refused = 0
-        self.requests_total = 0
-        self.request_observers: list[Callable[[Request], None]] = []
+        self._observers = tuple(observers)
         self.refusals = RefusalLog(reactor)
-        self._at_cap = False
+
+    @property
+    def open_connections(self) -> int:
+        """HTTP connections now open (upgraded WebSockets are the hub's)."""
+        return self.connections.open("http")
+
+    @property
+    def connections_refused(self) -> int:
+        """Connections refused at the connection cap since start."""
+        return self.connections.refused
+
+    @property
+    def bodies_refused(self) -> int:
+        """Request bodies refused for exceeding C{max_body} since start."""
+        return self.traffic.bodies_refused
+
+    @property
+    def requests_total(self) -> int:
+        """Requests answered since start, refused ones included."""
+        return self.traffic.total
 
     def startFactory(self) -> None:
         super().startFactory()
@@ -114,34 +132,17 @@ class PistatsdSite(Site):
         self.refusals.stop()
 
     def buildProtocol(self, addr: IAddress) -> Protocol | None:
-        if self.open_connections + self.extra_connections() >= self.max_connections:
-            self.connections_refused += 1
-            if not self._at_cap:
-                self._at_cap = True
-                _log.warn(
-                    "Connection cap of {max_connections} reached; refusing new connections",
-                    max_connections=self.max_connections,
-                )
+        if not self.connections.admit():
             return _Refuse()
         return super().buildProtocol(addr)
 
-    def extra_connections(self) -> int:
-        """Connections counted elsewhere (WebSockets); replaced by the composition root."""
-        return 0
-
     def connection_opened(self, channel: http.HTTPChannel) -> None:
         """Count a new HTTP connection."""
-        self.open_connections += 1
+        self.connections.opened("http")
 
     def connection_closed(self, channel: http.HTTPChannel) -> None:
-        """Count a closed (or upgraded) connection; note the end of a cap episode."""
-        self.open_connections -= 1
-        if self._at_cap and self.open_connections + self.extra_connections() < self.max_connections:
-            self._at_cap = False
-            _log.info(
-                "Below the connection cap again after refusing {refused} connections in all",
-                refused=self.connections_refused,
-            )
+        """Count a closed (or upgraded) HTTP connection."""
+        self.connections.closed("http")
 
     def answered_early(self, request: Request, refusal: Refusal) -> None:
         """A request the connection refused itself: counted and logged like the others."""
@@ -151,8 +152,8 @@ class PistatsdSite(Site):
 
     def log(self, request: Request) -> None:
         """Count every answered request; write the access log only when one is configured."""
-        self.requests_total += 1
-        for observer in self.request_observers:
+        self.traffic.total += 1
+        for observer in self._observers:
             observer(request)
         if self.logPath is not None:
             super().log(request)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from twisted.web.server import Request
 
 from pistatsd.numbers import finite_float
-from pistatsd.web.jsonbody import decode_json_object
+from pistatsd.web.jsonbody import decode_json_object, is_json_content_type
 from pistatsd.web.negotiation import preferred
 from pistatsd.web.responses import JSONResource, json_body, text_body
 
@@ -54,13 +54,6 @@ def format_total(total: float) -> str:
     if math.isfinite(total) and total.is_integer() and abs(total) < 1e15:
         return str(int(total))
     return repr(total)
-
-
-def is_json_content_type(header: bytes | None) -> bool:
-    """C{application/json}, parameters such as charset allowed, any letter case."""
-    if not header:
-        return False
-    return header.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
 class SumResource(JSONResource):

@@ -1,60 +1,26 @@
-"""Request accounting shared by the InfluxDB reporter and /metrics.
+"""Request accounting shared by C{/health}, the InfluxDB reporter and /metrics.
 
-Every request passes through here, so the label functions are cached (a
-bounded LRU: the same few paths come again and again).  Labels are bounded:
-paths become route templates (never raw URLs, which any
-client can vary without limit), methods outside the usual few become
-C{OTHER}, and statuses become their class (C{2xx}).
+L{Traffic} counts what the site answered and refused; L{CountByRoute}
+labels each answered request once and hands the labels to the per-interval
+L{RequestTally} (InfluxDB) and the Prometheus request counter.  Labels are
+bounded: paths become route labels from the route table
+(L{pistatsd.web.routes}: never raw URLs, which any client can vary without
+limit), methods outside the usual few become C{OTHER}, and statuses become
+their class (C{2xx}) for InfluxDB.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from functools import lru_cache
+from typing import Protocol
 
 from attrs import define, field
+from twisted.web.server import Request
+
+from pistatsd.web.routes import RouteTable
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
-
-#: Exact paths that are their own route.
-_EXACT = frozenset(
-    {
-        "/",
-        "/alive",
-        "/stats",
-        "/stats/history",
-        "/sum",
-        "/api",
-        "/api/sensors",
-        "/health",
-        "/metrics",
-        "/ws/echo",
-        "/ws/broadcast",
-    }
-)
-_STATS_PARTS = frozenset(
-    {"cpu", "temperature", "memory", "swap", "uptime", "disk", "net", "throttled"}
-)
-
-
-@lru_cache(maxsize=4096)
-def route_of(path: bytes) -> str:
-    """The route template of a request path (without its query string)."""
-    text = path.decode("latin-1")
-    if len(text) > 1 and text.endswith("/"):
-        text = text[:-1]
-    if text in _EXACT:
-        return text
-    if text.endswith(".zzz"):
-        return "/{path}.zzz"
-    if text.startswith("/stats/"):
-        part = text[len("/stats/") :]
-        return text if part in _STATS_PARTS else "/stats/{unknown}"
-    if text.startswith("/api/sensors/"):
-        return "/api/sensors/{name}"
-    if text.startswith("/api/"):
-        return "/api/{unknown}"
-    return "/{static}"
 
 
 @lru_cache(maxsize=64)
@@ -91,3 +57,35 @@ class RequestTally:
         self.total = 0
         self.by_kind.clear()
         return total, by_kind
+
+
+@define
+class Traffic:
+    """What the site has answered since start: built before the site, read by C{/health}.
+
+    @ivar total: requests answered, refused ones included.
+    @ivar bodies_refused: request bodies refused for exceeding C{--max-body}.
+    """
+
+    total: int = 0
+    bodies_refused: int = 0
+
+
+class LabelledCounter(Protocol):
+    """Counts one answered request by its bounded labels (the Prometheus counter)."""
+
+    def count(self, method: str, route: str, code: int) -> None: ...
+
+
+class CountByRoute:
+    """A site observer: labels every answered request once, for InfluxDB and Prometheus."""
+
+    def __init__(self, routes: RouteTable, tally: RequestTally, counter: LabelledCounter) -> None:
+        self._routes = routes
+        self._tally = tally
+        self._counter = counter
+
+    def __call__(self, request: Request) -> None:
+        method, route = method_label(request.method), self._routes.label(request.path)
+        self._tally.observe(method, route, status_class(request.code))
+        self._counter.count(method, route, request.code)

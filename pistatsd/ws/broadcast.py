@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from pistatsd.loops import Repeating
 from pistatsd.sampler import Sampler
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ class Broadcaster:
         self.interval = interval
         self.stuck_after = stuck_after
         self.clients: set[BroadcastProtocol] = set()
-        self._loop: LoopingCall | None = None
+        self._loop = Repeating(clock, self.tick, "broadcast tick")
         self._hello_cache: tuple[object, bytes] | None = None
         self.ticks = 0
         self.skipped = 0
@@ -73,15 +73,13 @@ class Broadcaster:
     @property
     def running(self) -> bool:
         """Whether the timer is running (only while clients are connected)."""
-        return self._loop is not None and self._loop.running
+        return self._loop.running
 
     def join(self, client: BroadcastProtocol) -> None:
         """Greet a new client (recent history, latest snapshot); start the timer if needed."""
         self.clients.add(client)
         client.sendMessage(self.hello(client.ws_id))
         if not self.running:
-            self._loop = LoopingCall(self.tick)
-            self._loop.clock = self._clock
             self._loop.start(self.interval, now=False)
 
     def leave(self, client: BroadcastProtocol) -> None:
@@ -89,7 +87,6 @@ class Broadcaster:
         self.clients.discard(client)
         if not self.clients and self.running:
             self._loop.stop()
-            self._loop = None
 
     def hello(self, client_id: str) -> bytes:
         """The hello message: slim history for the charts, and the latest full snapshot.
@@ -121,13 +118,7 @@ class Broadcaster:
         return b'{"type":"stats","sent":%s,%s' % (repr(sent).encode("ascii"), snapshot[1:])
 
     def tick(self) -> None:
-        """Send one message to every client that can take it; never raises."""
-        try:
-            self._tick()
-        except Exception:
-            _log.failure("broadcast tick failed")
-
-    def _tick(self) -> None:
+        """Send one message to every client that can take it (the loop logs any failure)."""
         now = self._clock.seconds()
         self.ticks += 1
         prepared = PreparedMessage(self.message(self._wall()), False, False, True)

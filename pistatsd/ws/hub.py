@@ -10,6 +10,7 @@ from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from pistatsd.web.connections import ConnectionCounter
 from pistatsd.ws.broadcast import Broadcaster
 
 if TYPE_CHECKING:
@@ -28,9 +29,24 @@ class WebSocketHub(Service):
     with 1001 ("going away") and waits, bounded, for them to go.
     """
 
-    def __init__(self, broadcaster: Broadcaster, clock: IReactorTime, close_timeout: float = 3.0):
+    name = "websockets"
+
+    def __init__(
+        self,
+        broadcaster: Broadcaster,
+        clock: IReactorTime,
+        *,
+        connections: ConnectionCounter | None = None,
+        close_timeout: float = 3.0,
+    ) -> None:
+        """
+        @param connections: the counter the site shares (C{--max-connections}
+            covers HTTP and WebSocket connections together); a counter of
+            its own if not given.
+        """
         self.broadcaster = broadcaster
         self.clock = clock
+        self.connections = connections if connections is not None else ConnectionCounter(1024)
         self.close_timeout = close_timeout
         self.clients: set[HubProtocol] = set()
         self._waiting: dict[HubProtocol, Deferred[None]] = {}
@@ -59,6 +75,7 @@ class WebSocketHub(Service):
         """A handshake completed."""
         protocol.ws_id = uuid4().hex
         self.clients.add(protocol)
+        self.connections.opened("websocket")
         self.opened_total += 1
 
     def closed(self, protocol: HubProtocol) -> None:
@@ -66,6 +83,7 @@ class WebSocketHub(Service):
         if protocol not in self.clients:
             return
         self.clients.discard(protocol)
+        self.connections.closed("websocket")
         self.broadcaster.leave(protocol)
         waiting = self._waiting.pop(protocol, None)
         if waiting is not None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from autobahn.twisted.resource import WebSocketResource
-from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from pistatsd.web.forwarded import browser_view
 from pistatsd.web.responses import json_error
-from pistatsd.ws.hub import WebSocketHub
 from pistatsd.ws.origins import OriginPolicy
-from pistatsd.ws.protocols import BroadcastProtocol, EchoProtocol, PistatsdFactory
+from pistatsd.ws.protocols import PistatsdFactory
 
 
 class UpgradeResource(WebSocketResource):
@@ -28,9 +27,13 @@ class UpgradeResource(WebSocketResource):
         self._origins = origins
 
     def render(self, request: Request) -> bytes | int:
-        if not self._origins.allows(
-            request.getHeader(b"origin"), request.getHeader(b"host"), request.isSecure()
-        ):
+        host, secure = browser_view(
+            request.requestHeaders,
+            request.getHeader(b"host"),
+            request.isSecure(),
+            request.getClientAddress(),
+        )
+        if not self._origins.allows(request.getHeader(b"origin"), host, secure):
             return json_error(request, 403, "origin not allowed")
         if request.getHeader(b"upgrade") is None:
             request.setHeader(b"upgrade", b"websocket")
@@ -43,16 +46,3 @@ class UpgradeResource(WebSocketResource):
             request.code = 101
             site.log(request)
         return result
-
-
-def websocket_tree(hub: WebSocketHub, origins: OriginPolicy, **factory_options: float) -> Resource:
-    """C{/ws}, with C{echo} and C{broadcast} below it."""
-    ws = Resource()
-    ws.putChild(
-        b"echo", UpgradeResource(PistatsdFactory(EchoProtocol, hub, **factory_options), origins)
-    )
-    ws.putChild(
-        b"broadcast",
-        UpgradeResource(PistatsdFactory(BroadcastProtocol, hub, **factory_options), origins),
-    )
-    return ws

@@ -1,0 +1,74 @@
+"""Loading the configuration with every start-up check: one path for the plugin and the .tac.
+
+L{load} is what both C{Options.postOptions} and C{etc/pistatsd.tac} call, so
+a bad endpoint, TLS file or sensor table stops start-up the same way
+whichever way the daemon is run.
+"""
+
+from __future__ import annotations
+
+import os
+import os.path
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet.endpoints import serverFromString
+
+from pistatsd.config import Config, ConfigError, build_config
+
+
+def check_endpoints(config: Config) -> None:
+    """Parse every endpoint string now, so a typo stops start-up with its option named."""
+    from twisted.internet import reactor
+
+    for description in config.port:
+        try:
+            serverFromString(reactor, description)
+        except Exception as e:
+            raise ConfigError(f"--port {description}: {e}") from None
+
+
+def check_tls(config: Config) -> None:
+    """Certificates and keys are checked at start-up, not at the first handshake."""
+    if config.tls or config.cert or config.key:
+        from pistatsd.tls import check_tls as check
+
+        check(config)
+
+
+def check_sensors(config: Config) -> None:
+    """Command sensors and sensor roots are checked before anything starts."""
+    from pistatsd.sensors.wiring import check_sensors as check
+
+    check(config)
+
+
+def check_paths(config: Config) -> None:
+    """The static root, the CA bundle and the access log's directory exist."""
+    if not os.path.isdir(config.www):
+        raise ConfigError(f"--www {config.www}: not a directory")
+    if config.influx_cafile is not None and not os.path.isfile(config.influx_cafile):
+        raise ConfigError(f"--influx-cafile {config.influx_cafile}: no such file")
+    if config.access_log is not None:
+        parent = os.path.dirname(os.path.abspath(config.access_log))
+        if not os.path.isdir(parent):
+            raise ConfigError(f"--access-log {config.access_log}: no directory {parent}")
+
+
+#: Every check, in the order they run: cheap ones first.
+CHECKS: tuple[Callable[[Config], None], ...] = (
+    check_paths,
+    check_endpoints,
+    check_tls,
+    check_sensors,
+)
+
+
+def load(given: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Config:
+    """The validated configuration for the options C{given}, every start-up check passed.
+
+    @param given: option name (with hyphens) to raw value, only for the
+        options actually given (C{{"config": path}} for a TOML file alone).
+    @raise pistatsd.errors.StartupError: one line naming the option.
+    """
+    return build_config(given, CHECKS, environ)
