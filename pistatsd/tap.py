@@ -155,6 +155,7 @@ def makeService(options: Options | Config, reactor: Any = None) -> MultiService:
 def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     from pistatsd.heartbeat import heartbeat_service
     from pistatsd.listening import ListeningService
+    from pistatsd.machine.wiring import machine_parts
     from pistatsd.metrics import DaemonCollector, Metrics
     from pistatsd.sampler import Sampler
     from pistatsd.sensors.wiring import sensors_service
@@ -174,6 +175,7 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
         interval=config.sample_interval,
         history_seconds=config.history_seconds,
         max_pending=config.max_pending_intervals,
+        parts=machine_parts(config, reactor),
     )
     sampler.setName("sampler")
 
