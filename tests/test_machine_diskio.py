@@ -230,7 +230,7 @@ class FaultTests(DiskIOTestCase):
 
     def test_unexpectedErrorNeverEscapes(self) -> None:
         """A bug inside: C{{}} and one traceback per episode."""
-        self.patch(diskio_module, "parse_diskstats", lambda text: 1 / 0)
+        self.patch(diskio_module, "parse_diskstats", lambda text, names=None: 1 / 0)
         self.assertEqual(self.disk_io(1.0), {})
         self.assertEqual(self.disk_io(2.0), {})
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)

@@ -22,6 +22,7 @@ from SD shows no C{health}, and a Compute Module's eMMC does.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,8 +53,11 @@ class DiskCounters(NamedTuple):
     """Milliseconds during which the device had I/O in flight: busy time."""
 
 
-def parse_diskstats(text: str) -> dict[str, DiskCounters]:
+def parse_diskstats(text: str, names: Collection[str] | None = None) -> dict[str, DiskCounters]:
     """Counters per device name from the text of C{/proc/diskstats}; malformed lines are skipped.
+
+    Only the devices in C{names}, when given: partitions and loop devices
+    are most of the lines and need not be parsed.
 
     A line is C{major minor name} and then (since Linux 2.6) at least 11
     numbers: reads, reads merged, sectors read, ms reading, writes, writes
@@ -62,7 +66,7 @@ def parse_diskstats(text: str) -> dict[str, DiskCounters]:
     found: dict[str, DiskCounters] = {}
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) < 13:
+        if len(fields) < 13 or (names is not None and fields[2] not in names):
             continue
         try:
             v = [int(field) for field in fields[3:13]]
@@ -113,7 +117,7 @@ class DiskIOCollector:
         @param proc_root: where procfs is mounted; likewise.
         """
         self._block = Path(sys_root) / "block"
-        self._diskstats = Path(proc_root) / "diskstats"
+        self._diskstats = str(Path(proc_root) / "diskstats")
         self._disks: list[str] | None = None
         self._listed_at = 0.0
         self._health: dict[str, tuple[float, dict[str, Any] | None]] = {}
@@ -135,8 +139,9 @@ class DiskIOCollector:
             self._troubles.warn("diskstats", "cannot read {path}", path=self._diskstats)
             return {}
         self._troubles.clear("diskstats")
-        counters = parse_diskstats(text)
-        disks = [name for name in self._discover(when) if name in counters]
+        disks = self._discover(when)
+        counters = parse_diskstats(text, set(disks))
+        disks = [name for name in disks if name in counters]
         elapsed = None if self._previous_when is None else when - self._previous_when
         result = {name: self._disk(name, counters[name], elapsed, when) for name in disks}
         self._previous = counters

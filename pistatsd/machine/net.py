@@ -114,10 +114,17 @@ def parse_wireless(text: str) -> dict[str, Wifi]:
 
 
 class _Kind(NamedTuple):
-    """What an interface is; fixed for its lifetime, so read once."""
+    """What an interface is, fixed for its lifetime so read once, and where its state is.
+
+    The paths are kept as strings: building them with pathlib every sample
+    costs more than reading the files.
+    """
 
     virtual: bool
     loopback: bool
+    operstate: str
+    carrier: str
+    speed: str
 
 
 class NetCollector:
@@ -141,6 +148,8 @@ class NetCollector:
         """
         self._class_net = Path(sys_root) / "class" / "net"
         self._proc_net = Path(proc_root) / "net"
+        self._net_dev = str(self._proc_net / "dev")
+        self._net_wireless = str(self._proc_net / "wireless")
         self.max_interfaces = max_interfaces
         self._kinds: dict[str, _Kind] = {}
         self._previous: dict[str, Counters] = {}
@@ -160,11 +169,9 @@ class NetCollector:
             return None
 
     def _net(self, when: float) -> dict[str, Any] | None:
-        text = read_text(self._proc_net / "dev")
+        text = read_text(self._net_dev)
         if text is None:
-            self._troubles.warn(
-                "dev", "cannot read {path}; net is null", path=self._proc_net / "dev"
-            )
+            self._troubles.warn("dev", "cannot read {path}; net is null", path=self._net_dev)
             return None
         self._troubles.clear("dev")
         counters = parse_net_dev(text)
@@ -184,7 +191,7 @@ class NetCollector:
             tx = rate(before.tx_bytes if before else None, now.tx_bytes, elapsed)
             rates[name] = (rx, tx)
         for name in sorted(listed, key=lambda n: (kinds[n].virtual, n))[: self.max_interfaces]:
-            interfaces[name] = self._interface(name, counters[name], kinds[name], rates[name])
+            interfaces[name] = self._interface(counters[name], kinds[name], rates[name])
             if name in wifi:
                 interfaces[name]["wifi"] = wifi[name]._asdict()
         if len(listed) > self.max_interfaces:
@@ -209,16 +216,15 @@ class NetCollector:
 
     def _interface(
         self,
-        name: str,
         counters: Counters,
         kind: _Kind,
         rates: tuple[float | None, float | None],
     ) -> dict[str, Any]:
         """One entry of C{interfaces}: exactly the fields of SPEC section 11."""
         return {
-            "up": self._up(name),
+            "up": _up(kind),
             "virtual": kind.virtual,
-            "speed_mbps": self._speed(name),
+            "speed_mbps": _speed(kind),
             "rx_bytes": counters.rx_bytes,
             "tx_bytes": counters.tx_bytes,
             "rx_bytes_per_s": rates[0],
@@ -236,30 +242,37 @@ class NetCollector:
         for name in counters:
             if name not in self._kinds:
                 here = self._class_net / name
-                loopback = name == "lo" or read_int(here / "type") == _ARPHRD_LOOPBACK
-                self._kinds[name] = _Kind(not (here / "device").exists(), loopback)
+                self._kinds[name] = _Kind(
+                    virtual=not (here / "device").exists(),
+                    loopback=name == "lo" or read_int(here / "type") == _ARPHRD_LOOPBACK,
+                    operstate=str(here / "operstate"),
+                    carrier=str(here / "carrier"),
+                    speed=str(here / "speed"),
+                )
         return self._kinds
-
-    def _up(self, name: str) -> bool | None:
-        """Whether the link is up: C{operstate}, or C{carrier} where a driver says "unknown"."""
-        state = read_text(self._class_net / name / "operstate")
-        if state is None:
-            return None
-        if state == "unknown":  # tun, some Wi-Fi and USB drivers never report a state
-            return read_int(self._class_net / name / "carrier") == 1
-        return state == "up"
-
-    def _speed(self, name: str) -> int | None:
-        """Link speed in Mbit/s; C{None} when unknown (Wi-Fi, link down, virtual, C{-1})."""
-        speed = read_int(self._class_net / name / "speed")
-        if speed is None or speed <= 0 or speed in _UNKNOWN_SPEEDS:
-            return None
-        return speed
 
     def _wireless(self) -> dict[str, Wifi]:
         """Wi-Fi readings; none (silently) where the kernel has no C{/proc/net/wireless}."""
-        text = read_text(self._proc_net / "wireless")
+        text = read_text(self._net_wireless)
         return {} if text is None else parse_wireless(text)
+
+
+def _up(kind: _Kind) -> bool | None:
+    """Whether the link is up: C{operstate}, or C{carrier} where a driver says "unknown"."""
+    state = read_text(kind.operstate)
+    if state is None:
+        return None
+    if state == "unknown":  # tun, some Wi-Fi and USB drivers never report a state
+        return read_int(kind.carrier) == 1
+    return state == "up"
+
+
+def _speed(kind: _Kind) -> int | None:
+    """Link speed in Mbit/s; C{None} when unknown (Wi-Fi, link down, virtual, C{-1})."""
+    speed = read_int(kind.speed)
+    if speed is None or speed <= 0 or speed in _UNKNOWN_SPEEDS:
+        return None
+    return speed
 
 
 def _total(rates: Sequence[float | None], elapsed: float | None) -> float | None:
