@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from math import ceil
-from typing import Any
+from typing import Any, Protocol
 
 from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred, fail
@@ -40,6 +40,20 @@ The kernel's CPU counters tick every 10 ms, so two readings a few
 milliseconds apart are the same numbers: when many C{?interval=} requests
 start or finish together, one reading serves them all.
 """
+
+
+class SnapshotPart(Protocol):
+    """A collector that owns some top-level keys of the snapshot (C{disk_io}, C{fans}, ...).
+
+    C{section} is called once per sample with the sample's clock time (so a
+    collector can turn counters into rates) and returns the keys it owns.
+    It runs on the reactor thread every sample: it must be cheap, never
+    block and never raise (a missing source gives nulls, not an exception).
+    """
+
+    def section(self, when: float) -> Mapping[str, Any]:
+        """This part's keys for the sample taken at clock time C{when}."""
+        ...
 
 
 class TooManyMeasurements(Exception):
@@ -69,6 +83,7 @@ class Sampler(TimerService):
         max_pending: int = 10000,
         wall: Callable[[], float] = time.time,
         sections: Sequence[Callable[[], Mapping[str, Any]]] = (),
+        parts: Sequence[SnapshotPart] = (),
     ) -> None:
         """
         @param clock: the reactor (or a L{twisted.internet.task.Clock} in tests).
@@ -81,6 +96,8 @@ class Sampler(TimerService):
             daemon (sensor readings): each returns a mapping merged into
             every snapshot.  They must be cheap and never block: they run
             on every sample.
+        @param parts: collectors of the whole machine (SPEC section 11) whose
+            sections are added to every snapshot.
         """
         if interval <= 0:
             raise ValueError(f"interval must be positive, not {interval!r}")
@@ -91,6 +108,8 @@ class Sampler(TimerService):
         self.interval = interval
         self.collector = collector if collector is not None else SystemCollector()
         self.max_pending = max_pending
+        self.parts: tuple[SnapshotPart, ...] = tuple(parts)
+        self._failing_parts: set[int] = set()
         # The ring keeps each snapshot as (clock time, its JSON bytes), made once
         # per sample anyway: a quarter of the memory of the dicts (an hour at
         # 1 s is ~2 MB instead of ~9 MB on a 1 GB Pi); history is read rarely.
@@ -177,6 +196,8 @@ class Sampler(TimerService):
         try:
             now = self._clock.seconds()
             snapshot = self.collector.collect(now, timestamp=self._wall())
+            for part in self.parts:
+                snapshot.update(self._section_of(part, now))
             for section in self.sections:
                 snapshot.update(section())
             encoded = json.dumps(snapshot).encode("utf-8")
@@ -187,6 +208,24 @@ class Sampler(TimerService):
         self._latest_json = encoded
         self._history.append((now, encoded))
         self._sampling_failures.ended()
+
+    def _section_of(self, part: SnapshotPart, now: float) -> Mapping[str, Any]:
+        """C{part.section(now)}; a part that breaks its promise costs its own keys only.
+
+        Logged once per episode, with the traceback; its keys are missing
+        from the snapshot until it works again.
+        """
+        try:
+            section = part.section(now)
+        except Exception:
+            if id(part) not in self._failing_parts:
+                self._failing_parts.add(id(part))
+                _log.failure("Snapshot part {part!r} failed; left out until it works", part=part)
+            return {}
+        if id(part) in self._failing_parts:
+            self._failing_parts.discard(id(part))
+            _log.info("Snapshot part {part!r} works again", part=part)
+        return section
 
     def measure_cpu(self, seconds: float) -> Deferred[Snapshot]:
         """CPU usage measured over the next C{seconds}, from now.

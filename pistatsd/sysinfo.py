@@ -22,6 +22,9 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from pistatsd.episodes import Episodes
+from pistatsd.machine.cpufreq import CpuFrequency
+from pistatsd.machine.net import NetCollector
+from pistatsd.machine.power import PiPower
 
 _log = Logger()
 
@@ -71,6 +74,8 @@ class CpuReading(NamedTuple):
     load: list[float] | None
     timestamp: float | None = None
     """Wall-clock (epoch) time of the reading; C{None} means the same as C{when}."""
+    freq_mhz: float | None = None
+    """The CPU's current clock frequency at the reading, where cpufreq tells it."""
 
 
 def cpu_percent_between(before: Any, after: Any) -> float:
@@ -115,6 +120,7 @@ def cpu_section(before: CpuReading | None, after: CpuReading) -> dict[str, Any]:
         "count": count,
         "load": after.load,
         "interval": interval,
+        "freq_mhz": after.freq_mhz,
     }
 
 
@@ -178,15 +184,26 @@ class SystemCollector:
         sys_root: str = "/sys",
         hostname: str | None = None,
         disk_path: str = "/",
+        proc_root: str = "/proc",
+        cpu_freq: CpuFrequency | None = None,
+        net: NetCollector | None = None,
+        power: PiPower | None = None,
     ) -> None:
         """
         @param psutil: the psutil module, or a fake with the functions used.
         @param sys_root: where sysfs is mounted; tests point it at a fake tree.
         @param hostname: reported name; defaults to this machine's.
         @param disk_path: the mount point whose usage C{disk} reports.
+        @param proc_root: where procfs is mounted (for C{net}); tests point it at a fake tree.
+        @param cpu_freq: reads C{cpu.freq_mhz}; one on C{sys_root} by default.
+        @param net: builds C{net}; one on C{sys_root} and C{proc_root} by default.
+        @param power: adds change times and volts to C{throttled}; one on C{sys_root} by default.
         """
         self._ps = psutil
         self._sys_root = Path(sys_root)
+        self._cpu_freq = cpu_freq if cpu_freq is not None else CpuFrequency(sys_root)
+        self._network = net if net is not None else NetCollector(sys_root, proc_root)
+        self._power = power if power is not None else PiPower(sys_root)
         self.hostname = hostname if hostname is not None else socket.gethostname()
         self.disk_path = disk_path
         self._previous_cpu: CpuReading | None = None
@@ -218,9 +235,9 @@ class SystemCollector:
             "swap": self._part("swap", self._swap),
             "uptime": self._part("uptime", self._uptime, stamp),
             "disk": self._part("disk", self._disk),
-            "net": self._part("net", self._net),
+            "net": self._part("net", self._network.net, when),
         }
-        throttled = self._part("throttled", self.throttled)
+        throttled = self._part("throttled", self.throttled, when, stamp)
         if throttled is not None:
             snapshot["throttled"] = throttled
         return snapshot
@@ -242,6 +259,7 @@ class SystemCollector:
             per_cpu=per_cpu,
             load=self._load(),
             timestamp=when if timestamp is None else timestamp,
+            freq_mhz=self._cpu_freq.mhz(when),
         )
 
     def temperature(self) -> Snapshot:
@@ -254,11 +272,13 @@ class SystemCollector:
         sensors = self._psutil_temperatures() or self._sysfs_temperatures()
         return {"celsius": pick_celsius(sensors), "sensors": sensors}
 
-    def throttled(self) -> Snapshot | None:
+    def throttled(self, when: float = 0.0, timestamp: float | None = None) -> Snapshot | None:
         """The Raspberry Pi throttle flags, or C{None} on other machines.
 
         A missing file is the normal case off a Pi and is silent; a file that
-        exists but cannot be read or parsed is logged once.
+        exists but cannot be read or parsed is logged once.  The flags come
+        with when each last changed and the core and input voltages
+        (L{PiPower}), dated by C{timestamp} (C{when} if not given).
         """
         path = self._sys_root / THROTTLED_PATH
         try:
@@ -275,7 +295,7 @@ class SystemCollector:
             return None
         self._clear("throttled-read")
         self._clear("throttled-parse")
-        return flags
+        return self._power.annotate(flags, when, when if timestamp is None else timestamp)
 
     def _cpu_since_previous(self, when: float, timestamp: float) -> Snapshot:
         """The C{cpu} part over the window since the previous collect."""
@@ -322,18 +342,6 @@ class SystemCollector:
             "used": du.used,
             "free": du.free,
             "percent": du.percent,
-        }
-
-    def _net(self) -> Snapshot | None:
-        """Network counters summed over interfaces; C{None} when there are none."""
-        io = self._ps.net_io_counters()
-        if io is None:
-            return None
-        return {
-            "bytes_sent": io.bytes_sent,
-            "bytes_recv": io.bytes_recv,
-            "packets_sent": io.packets_sent,
-            "packets_recv": io.packets_recv,
         }
 
     def _psutil_temperatures(self) -> dict[str, float]:

@@ -21,6 +21,7 @@ from pistatsd.config import OPTIONS, Config
 from pistatsd.errors import StartupError
 from pistatsd.heartbeat import heartbeat_service
 from pistatsd.influx.wiring import influx_parts
+from pistatsd.machine.wiring import machine_parts
 from pistatsd.metrics import ConnectionMetrics, RequestCounter, SystemMetrics, registry_of
 from pistatsd.sampler import Sampler
 from pistatsd.sensors.wiring import sensors_parts
@@ -136,6 +137,7 @@ def _compose(config: Config, reactor: Any) -> MultiService:
         history_seconds=config.history_seconds,
         max_pending=config.max_pending_intervals,
         sections=(sensors.section,),
+        parts=machine_parts(config, reactor),
     )
     websockets = websocket_parts(
         config, reactor, sampler=sampler, origins=origins, connections=connections

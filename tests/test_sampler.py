@@ -200,6 +200,7 @@ class MeasureCpuTests(SamplerTestCase):
                 "count": 2,
                 "load": [0.1, 0.2, 0.3],
                 "interval": 2.5,
+                "freq_mhz": None,
             },
         )
         self.assertEqual(result["timestamp"], 2.75)

@@ -27,9 +27,6 @@ scputimes = namedtuple(
 svmem = namedtuple("svmem", "total available percent used free")
 sswap = namedtuple("sswap", "total used free percent sin sout")
 sdiskusage = namedtuple("sdiskusage", "total used free percent")
-snetio = namedtuple(
-    "snetio", "bytes_sent bytes_recv packets_sent packets_recv errin errout dropin dropout"
-)
 shwtemp = namedtuple("shwtemp", "label current high critical")
 
 
@@ -55,7 +52,6 @@ class FakePsutil:
         self.per_cpu = [cpu(user=50, idle=450), cpu(user=50, system=50, idle=350, iowait=50)]
         self.load = (0.104, 0.2, 0.3)
         self.temperatures: dict[str, list[Any]] = {}
-        self.net: Any = snetio(10, 20, 1, 2, 0, 0, 0, 0)
         self.errors: dict[str, BaseException] = {}
         self.calls: Counter[str] = Counter()
         self.disk_paths: list[str] = []
@@ -89,10 +85,6 @@ class FakePsutil:
         self._call("disk_usage")
         self.disk_paths.append(path)
         return sdiskusage(total=4000, used=1000, free=3000, percent=25.0)
-
-    def net_io_counters(self) -> Any:
-        self._call("net_io_counters")
-        return self.net
 
     def sensors_temperatures(self) -> dict[str, list[Any]]:
         self._call("sensors_temperatures")
@@ -148,8 +140,9 @@ def remove_tree(path: str) -> None:
 
 
 def collector(case: SynchronousTestCase, fake: FakePsutil | None = None, **kw: Any) -> Any:
-    """A L{SystemCollector} on a fake psutil and an empty fake sysfs by default."""
+    """A L{SystemCollector} on a fake psutil and empty fake sysfs and procfs by default."""
     kw.setdefault("sys_root", empty_sysfs(case))
+    kw.setdefault("proc_root", empty_sysfs(case))
     return SystemCollector(psutil=fake or FakePsutil(), hostname="pi", **kw)
 
 
@@ -217,6 +210,7 @@ class CpuSectionTests(SynchronousTestCase):
                 "count": 2,
                 "load": [0.1, 0.2, 0.3],
                 "interval": None,
+                "freq_mhz": None,
             },
         )
 
@@ -256,6 +250,7 @@ class CollectorCpuTests(SynchronousTestCase):
                 "count": 2,
                 "load": [0.1, 0.2, 0.3],
                 "interval": None,
+                "freq_mhz": None,
             },
         )
 
@@ -480,9 +475,19 @@ class SnapshotTests(SynchronousTestCase):
 
     def test_shape(self) -> None:
         """Every part, from the fake psutil's exact numbers."""
-        c = collector(self, disk_path="/data")
+        sys_root, proc_root = empty_sysfs(self), empty_sysfs(self)
+        write(
+            proc_root,
+            "net/dev",
+            "Inter-| header\n face | header\n"
+            "    lo: 7 1 0 0 0 0 0 0 7 1 0 0 0 0 0 0\n"
+            "  eth0: 20 2 0 0 0 0 0 0 10 1 0 0 0 0 0 0\n",
+        )
+        os.makedirs(os.path.join(sys_root, "class/net/eth0/device"))
+        c = collector(self, disk_path="/data", sys_root=sys_root, proc_root=proc_root)
         snapshot = c.collect(1500.0)
         del snapshot["cpu"]
+        del snapshot["net"]["interfaces"]  # in tests/test_machine_net.py
         self.assertEqual(
             snapshot,
             {
@@ -499,7 +504,14 @@ class SnapshotTests(SynchronousTestCase):
                     "free": 3000,
                     "percent": 25.0,
                 },
-                "net": {"bytes_sent": 10, "bytes_recv": 20, "packets_sent": 1, "packets_recv": 2},
+                "net": {
+                    "bytes_sent": 10,
+                    "bytes_recv": 20,
+                    "packets_sent": 1,
+                    "packets_recv": 2,
+                    "rx_bytes_per_s": None,
+                    "tx_bytes_per_s": None,
+                },
             },
         )
 
@@ -518,11 +530,9 @@ class SnapshotTests(SynchronousTestCase):
         c = SystemCollector(psutil=FakePsutil(), sys_root=empty_sysfs(self))
         self.assertEqual(c.collect(1.0)["hostname"], socket.gethostname())
 
-    def test_noNetworkInterfaces(self) -> None:
-        """psutil returns None when there are no interfaces: C{net} is null."""
-        fake = FakePsutil()
-        fake.net = None
-        self.assertIsNone(collector(self, fake).collect(1.0)["net"])
+    def test_noNetworkCounters(self) -> None:
+        """No C{/proc/net/dev} (not Linux, no procfs): C{net} is null."""
+        self.assertIsNone(collector(self).collect(1.0)["net"])
 
     def test_failingPartIsNullAndLoggedOnce(self) -> None:
         """A failing disk costs the disk part only, logged once per episode."""
@@ -546,14 +556,14 @@ class SnapshotTests(SynchronousTestCase):
     def test_manyFailingParts(self) -> None:
         """Every psutil part failing still gives a snapshot with the rest."""
         fake = FakePsutil()
-        for name in ("cpu_times", "virtual_memory", "swap_memory", "boot_time", "net_io_counters"):
+        for name in ("cpu_times", "virtual_memory", "swap_memory", "boot_time"):
             fake.errors[name] = RuntimeError(name)
         snapshot = collector(self, fake).collect(1.0)
-        for part in ("cpu", "memory", "swap", "uptime", "net"):
+        for part in ("cpu", "memory", "swap", "uptime"):
             self.assertIsNone(snapshot[part], part)
         self.assertEqual(snapshot["disk"]["total"], 4000)
         self.assertEqual(snapshot["hostname"], "pi")
-        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 5)
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 4)
 
 
 class RealMachineTests(SynchronousTestCase):
@@ -595,6 +605,17 @@ class RealMachineTests(SynchronousTestCase):
         self.assertEqual(snapshot["disk"]["path"], "/")
         self.assertGreater(snapshot["disk"]["total"], 0)
         self.assertEqual(
-            set(snapshot["net"]), {"bytes_sent", "bytes_recv", "packets_sent", "packets_recv"}
+            set(snapshot["net"]),
+            {
+                "bytes_sent",
+                "bytes_recv",
+                "packets_sent",
+                "packets_recv",
+                "rx_bytes_per_s",
+                "tx_bytes_per_s",
+                "interfaces",
+            },
         )
+        freq = cpu_part["freq_mhz"]
+        self.assertTrue(freq is None or freq > 0)
         self.assertIsInstance(snapshot["hostname"], str)
