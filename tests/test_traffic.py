@@ -11,6 +11,8 @@ class RouteTests(SynchronousTestCase):
             self.assertEqual(route_of(path.encode()), path)
         self.assertEqual(route_of(b"/stats/"), "/stats")
         self.assertEqual(route_of(b"/stats/cpu"), "/stats/cpu")
+        for part in ("filesystems", "disk_io", "processes", "fans", "throttled"):
+            self.assertEqual(route_of(f"/stats/{part}".encode()), f"/stats/{part}")
 
     def test_unbounded_paths_collapse(self) -> None:
         self.assertEqual(route_of(b"/stats/x1"), "/stats/{unknown}")

@@ -14,7 +14,7 @@ from pistatsd.web.api import ApiIndex, HealthResource
 from pistatsd.web.negotiation import lists_html
 from pistatsd.web.pages import AliveResource, ZzzPage
 from pistatsd.web.static import StaticFiles
-from pistatsd.web.stats import PARTS, StatsResource
+from pistatsd.web.stats import OPTIONAL_PARTS, PARTS, StatsResource
 from pistatsd.web.sum import SumResource
 
 
@@ -70,7 +70,9 @@ def build_tree(
         "sum": "/sum",
         "health": "/health",
     }
-    links.update({f"stats_{part}": f"/stats/{part}" for part in PARTS if part != "throttled"})
+    links.update(
+        {f"stats_{part}": f"/stats/{part}" for part in PARTS if part not in OPTIONAL_PARTS}
+    )
     root.api = ApiIndex(links)
     root.putChild(b"api", root.api)
     return root

@@ -14,6 +14,8 @@ from functools import lru_cache
 
 from attrs import define, field
 
+from pistatsd.web.stats import PARTS
+
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 #: Exact paths that are their own route.
@@ -32,9 +34,8 @@ _EXACT = frozenset(
         "/ws/broadcast",
     }
 )
-_STATS_PARTS = frozenset(
-    {"cpu", "temperature", "memory", "swap", "uptime", "disk", "net", "throttled"}
-)
+#: The parts served as C{/stats/NAME}: one list, the one the resource tree mounts.
+_STATS_PARTS = frozenset(PARTS)
 
 
 @lru_cache(maxsize=4096)
