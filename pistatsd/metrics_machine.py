@@ -23,6 +23,8 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from pistatsd.printable import utf8_safe
+
 Snapshot = Mapping[str, Any]
 
 _FILESYSTEM_LABELS = ["mount", "device", "fstype"]
@@ -33,14 +35,8 @@ TOP_PROCESSES = 5
 
 
 def label(value: object) -> str:
-    """A label value that always encodes as UTF-8.
-
-    Names from the kernel are bytes; Python decodes the invalid ones with
-    lone surrogates (C{/mnt/caf\\udce9}), which C{generate_latest} cannot
-    encode.  Those become visible escapes (C{/mnt/caf\\\\udce9}) instead.
-    """
-    text = value if isinstance(value, str) else ("" if value is None else str(value))
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """A label value that always encodes as UTF-8 (see L{pistatsd.printable})."""
+    return utf8_safe(value)
 
 
 def number(value: object) -> float | None:
