@@ -123,6 +123,12 @@ PI: Snapshot = {
             "mount": "/mnt/nas",
             "device": "nas:/export",
             "fstype": "nfs4",
+            "total": None,
+            "used": None,
+            "free": None,
+            "percent": None,
+            "inodes_percent": None,
+            "read_only": False,
             "error": "timeout",
         },
     ],
@@ -201,8 +207,8 @@ def first_sample() -> Snapshot:
         for key in ("read_bytes_per_s", "write_bytes_per_s", "reads_per_s", "writes_per_s"):
             device[key] = None
         device["busy_percent"] = None
-    for entry in snap["processes"]["top_cpu"]:
-        entry["cpu_percent"] = None
+    # No CPU window for any process yet: no top-CPU list, memory is known.
+    snap["processes"]["top_cpu"] = None
     return snap
 
 

@@ -50,7 +50,8 @@ class SummaryTests(SynchronousTestCase):
         self.assertEqual(lines[1][:12], "cpu        -")
         self.assertEqual(lines[3], "net   rx          -  tx          -  eth0 up, wlan0 up -55 dBm")
         self.assertTrue(lines[5].startswith("io    mmcblk0    r          -  w          -"), lines)
-        self.assertIn("       -   88.0 MiB  python3 (812)", lines)
+        self.assertIn("procs 182 (2 running, 1 zombie)", lines)
+        self.assertFalse([line for line in lines if "python3" in line], "no CPU window yet")
 
     def test_a_pc_without_power_fans_or_disks(self) -> None:
         self.assertEqual(
