@@ -209,6 +209,8 @@ def first_sample() -> Snapshot:
         device["busy_percent"] = None
     # No CPU window for any process yet: no top-CPU list, memory is known.
     snap["processes"]["top_cpu"] = None
+    for entry in snap["processes"]["top_memory"]:
+        entry["cpu_percent"] = None
     return snap
 
 

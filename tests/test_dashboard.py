@@ -368,7 +368,7 @@ MACHINE_SHOWN = """(() => {
 def test_dashboard_renders_the_whole_machine(server, chromium):
     """Real data: the network and disk charts, and the sections the daemon's /stats has;
     a fixture Pi: every section, exactly, with names shown as text only."""
-    from tests.machine_snapshots import PI
+    from tests.machine_snapshots import PI, first_sample
 
     origin = f"http://127.0.0.1:{server.port}"
 
@@ -398,10 +398,13 @@ def test_dashboard_renders_the_whole_machine(server, chromium):
             assert shown["power"] is False or "throttled" in real
 
             fixture = await page.evaluate(f"(pistatsd.render({json.dumps(PI)}), {MACHINE_SHOWN})")
+            first = await page.evaluate(
+                f"(pistatsd.render({json.dumps(first_sample())}), {MACHINE_SHOWN})"
+            )
             assert exceptions(page) == []
-        return fixture
+        return fixture, first
 
-    shown = run(go())
+    shown, first = run(go())
     assert shown["filesystems"] == [
         ["/", "93.1 %", "2.0 GiB", "29.0 GiB"],
         ["/boot/firmware read-only", "12.5 %", "448 MiB", "512 MiB"],
@@ -432,6 +435,8 @@ def test_dashboard_renders_the_whole_machine(server, chromium):
     assert shown["flags"][0][:3] == ["Under-voltage", "yes", "yes"]
     assert shown["flags"][3][3] == DASH, "soft temperature limit never changed"
     assert shown["cpuDetail"].startswith("4 cores · 1800 MHz: "), shown["cpuDetail"]
+    assert first["topCpu"] == [["measuring…"]], "no CPU window yet: said, not an empty table"
+    assert first["topMemory"][0] == ["python3 812", "88.0 MiB", DASH]
 
 
 #: Before the page's scripts: a WebSocket that greets with a minute of the

@@ -532,6 +532,15 @@
       });
   }
 
+  /** A whole-width row saying why a list is empty (no CPU window yet, say). */
+  function placeholderRow(text) {
+    const tr = document.createElement("tr");
+    const td = cell(text, "muted");
+    td.colSpan = 3;
+    tr.append(td);
+    return tr;
+  }
+
   function renderProcesses(p) {
     const section = $("processes");
     if (!p || typeof p !== "object") {
@@ -544,8 +553,13 @@
     if (num(p.running) !== null) counts.push(`${p.running} running`);
     if (num(p.zombie) !== null && p.zombie > 0) counts.push(`${p.zombie} ${p.zombie === 1 ? "zombie" : "zombies"}`);
     setText("process-counts", counts.join(" · "));
-    $("top-cpu-rows").replaceChildren(...processRows(p.top_cpu, false));
-    $("top-memory-rows").replaceChildren(...processRows(p.top_memory, true));
+    // No list yet (the first scan has no CPU window): say so rather than show an empty table.
+    const rowsOrWhy = (list, memoryFirst) => {
+      const rows = processRows(list, memoryFirst);
+      return rows.length ? rows : [placeholderRow(Array.isArray(list) ? "none" : "measuring…")];
+    };
+    $("top-cpu-rows").replaceChildren(...rowsOrWhy(p.top_cpu, false));
+    $("top-memory-rows").replaceChildren(...rowsOrWhy(p.top_memory, true));
   }
 
   function renderFans(fans) {
