@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from pistatsd.metrics_machine import machine_families
 from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.traffic import Traffic
 
@@ -125,15 +126,7 @@ class SystemMetrics(_ScrapeTime):
             for period, value in zip(("1m", "5m", "15m"), load, strict=False):
                 family.add_metric([period], value)
             yield family
-        throttled = snapshot.get("throttled")
-        if isinstance(throttled, Mapping):
-            family = GaugeMetricFamily(
-                "pistatsd_throttled", "Raspberry Pi firmware flags.", labels=["flag", "when"]
-            )
-            for when in ("now", "since_boot"):
-                for flag, value in (throttled.get(when) or {}).items():
-                    family.add_metric([flag, when], 1.0 if value else 0.0)
-            yield family
+        yield from machine_families(snapshot)
 
 
 class InfluxMetrics(_ScrapeTime):

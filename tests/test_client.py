@@ -301,11 +301,12 @@ class FormattingTests(SynchronousTestCase):
     def test_missing_everything(self) -> None:
         self.assertEqual(format_tick({}), "--:--:--  cpu      -  mem     -  temp      -  load -")
 
-    def test_summary(self) -> None:
-        line = format_summary(dict(MESSAGE, sent=None, timestamp=MESSAGE["sent"]))
-        self.assertTrue(line.startswith("pi  "), line)
-        self.assertIn("cpu  12.5%", line)
-        self.assertTrue(line.endswith("  up 1d 00:00:01"), line)
+    def test_summary_is_the_screen(self) -> None:
+        """C{--summary} prints the whole-machine screen (tested in tests/test_client_summary.py)."""
+        text = format_summary(dict(MESSAGE, sent=None, timestamp=MESSAGE["sent"]))
+        lines = text.splitlines()
+        self.assertTrue(lines[0].startswith("pi  up 1d 00:00:01  at "), lines)
+        self.assertTrue(lines[1].startswith("cpu    12.5%  load 0.10 0.20 0.30"), lines)
 
 
 class FailureTests(SynchronousTestCase):
@@ -776,10 +777,23 @@ def test_stats_interval(url: str) -> None:
 
 
 def test_stats_summary(url: str) -> None:
+    """One screen from the real daemon: what its /stats has, within 24 x 80."""
     result = client("stats", url, "--summary")
     assert result.returncode == 0, result.stderr
-    [line] = result.stdout.splitlines()
-    assert "  cpu " in line and "  mem " in line and "  up " in line
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert 4 <= len(lines) <= 24, result.stdout
+    assert all(len(line) <= 80 for line in lines), result.stdout
+    assert "  up " in lines[0]
+    assert lines[1].startswith("cpu ") and " load " in lines[1], lines
+    assert lines[2].startswith("mem ") and " of " in lines[2], lines
+    assert lines[3].startswith("net   rx "), lines
+    snapshot = json.loads(client("stats", url).stdout)
+    if snapshot.get("filesystems"):
+        assert "filesystems" in lines
+        assert any(line.startswith("  / ") for line in lines), lines
+    if snapshot.get("processes"):
+        assert any(line.startswith("procs ") for line in lines), lines
 
 
 def test_stats_http_error_status(url: str) -> None:
@@ -939,8 +953,11 @@ def test_websocket_and_resource_urls(server: Daemon, command: list[str], path: s
             assert result.stdout == "Sum: 3\n"
         elif command[0] == "echo":
             assert result.stdout == "hi\n"
-        else:
+        elif command[0] == "watch":
             assert result.stdout.count("\n") == 1, result.stdout
+        else:  # the summary: one screen
+            assert 4 <= result.stdout.count("\n") <= 24, result.stdout
+            assert "  up " in result.stdout.splitlines()[0], result.stdout
 
 
 @pytest.mark.parametrize("bad", ["localhost:8888", "ftp://127.0.0.1:21", "http://127.0.0.1:99999"])

@@ -195,7 +195,7 @@ def test_dashboard_backfills_goes_live_and_stays_local(server, chromium):
             assert re.fullmatch(r"\d+\.\d\d", shown["load"]), shown
             assert re.fullmatch(r"\d+ (s|min)|\d+ h \d+ min|\d+ d \d+ h", shown["uptime"]), shown
             assert shown["conn"] == "live" and shown["connText"] == "live"
-            assert shown["canvases"] == 3 and not shown["missingShown"]
+            assert shown["canvases"] == 5 and not shown["missingShown"]
             assert shown["overflow"] <= 0, "the page scrolls sideways"
             desktop = await page.screenshot()
             save("dashboard.png", desktop)
@@ -327,14 +327,188 @@ def test_dashboard_shows_throttling_and_sensors_when_present(server, chromium):
                 }})()"""
             )
             assert shown["throttleShown"] and shown["sensorsShown"]
-            assert shown["flags"] == [
-                ["Under-voltage", "yes", "yes"],
-                ["Frequency capped", "no", "yes"],
-                ["Throttled", "yes", "yes"],
-                ["Soft temperature limit", "no", "no"],
+            assert shown["flags"] == [  # no change times in this snapshot: a dash
+                ["Under-voltage", "yes", "yes", DASH],
+                ["Frequency capped", "no", "yes", DASH],
+                ["Throttled", "yes", "yes", DASH],
+                ["Soft temperature limit", "no", "no", DASH],
             ]
             assert shown["raw"] == "raw value 0x50005"
             assert shown["sensors"] == [["broken", DASH, "cannot read"], ["room", "21.456 C", "ok"]]
+            assert exceptions(page) == []
+
+    run(go())
+
+
+#: Reads every machine section of the page as text, in one synchronous step.
+MACHINE_SHOWN = """(() => {
+    const rows = id => [...document.querySelectorAll(id + ' tbody tr')]
+        .map(tr => [...tr.children].map(c => c.textContent.trim()));
+    const shown = id => !document.getElementById(id).hidden;
+    return {
+        filesystems: shown('filesystems') && rows('#filesystems'),
+        levels: [...document.querySelectorAll('#fs-rows .meter')].map(m => m.dataset.level),
+        errors: [...document.querySelectorAll('#fs-rows tr')].map(tr => tr.dataset.error || ''),
+        disks: shown('disks') && rows('#disks'),
+        interfaces: shown('interfaces') && rows('#interfaces'),
+        topCpu: shown('processes') && rows('#top-cpu'),
+        topMemory: shown('processes') && rows('#top-memory'),
+        counts: document.getElementById('process-counts').textContent,
+        fans: shown('fans') && rows('#fans'),
+        power: shown('throttle') && document.getElementById('power-state').textContent,
+        volts: document.getElementById('power-volts').textContent,
+        flags: rows('#throttle'),
+        cpuDetail: document.getElementById('cpu-detail').textContent,
+        scripts: document.querySelectorAll('main script, main img').length,
+        overflow: document.documentElement.scrollWidth - window.innerWidth,
+    };
+})()"""
+
+
+def test_dashboard_renders_the_whole_machine(server, chromium):
+    """Real data: the network and disk charts, and the sections the daemon's /stats has;
+    a fixture Pi: every section, exactly, with names shown as text only."""
+    from tests.machine_snapshots import PI, first_sample
+
+    origin = f"http://127.0.0.1:{server.port}"
+
+    async def go():
+        _, _, body = await asyncio.to_thread(server.get, "/stats")
+        real = json.loads(body)
+        async with launch(chromium) as browser:
+            page = await browser.new_page()
+            await page.viewport(1280, 900)
+            await page.navigate(origin + "/")
+            await page.wait_for(stats_when("s.state === 'live' && s.live >= 2"), describe=STATS)
+            await next_frames(page)
+            canvases = await page.evaluate(
+                "['net', 'diskio'].map(k => document.querySelectorAll("
+                "`.chart[data-metric=${k}] canvas`).length)"
+            )
+            assert canvases == [1, 1]
+            shown = await page.evaluate(MACHINE_SHOWN)
+            # What this daemon collects is shown; what it does not is hidden.
+            if real.get("filesystems"):
+                mounts = [row[0].split(" ")[0] for row in shown["filesystems"]]
+                assert "/" in mounts, shown["filesystems"]
+            else:
+                assert shown["filesystems"] is False
+            if real.get("processes") and real["processes"].get("top_cpu"):
+                assert shown["topCpu"], shown
+            assert shown["power"] is False or "throttled" in real
+
+            fixture = await page.evaluate(f"(pistatsd.render({json.dumps(PI)}), {MACHINE_SHOWN})")
+            first = await page.evaluate(
+                f"(pistatsd.render({json.dumps(first_sample())}), {MACHINE_SHOWN})"
+            )
+            assert exceptions(page) == []
+        return fixture, first
+
+    shown, first = run(go())
+    assert shown["filesystems"] == [
+        ["/", "93.1 %", "2.0 GiB", "29.0 GiB"],
+        ["/boot/firmware read-only", "12.5 %", "448 MiB", "512 MiB"],
+        ["/media/My Photos", "40.0 %", "600 GiB", "1000 GiB"],
+        ["/mnt/nas", "timeout"],
+    ]
+    assert shown["levels"] == ["bad", "ok", "ok"], "warning colour from 90 %"
+    assert shown["errors"] == ["", "", "", "timeout"]
+    assert shown["disks"] == [
+        ["mmcblk0 wear 20 %", "4.0 KiB/s", "2.5 MiB/s", "7.5 %", "49.0 GiB"],
+        ["sda", "0 B/s", "0 B/s", "0.0 %", "1.0 MiB"],
+    ]
+    assert shown["interfaces"] == [
+        ['br-"lan\\1 virtual', "down", DASH, DASH, DASH],
+        ["eth0", "up", "1.5 MiB/s", "19.5 KiB/s", "1 Gb/s"],
+        ["wlan0", "up", "0 B/s", "480 B/s", "Wi-Fi -55 dBm · 71 %"],
+    ]
+    assert shown["topCpu"][:2] == [
+        ["python3 812", "35.2 %", "88.0 MiB"],
+        ["<script>x</script> 990", "4.1 %", "12.0 MiB"],
+    ]
+    assert shown["topMemory"][1] == ["influxd 700", "60.0 MiB", "0.0 %"]
+    assert shown["scripts"] == 0, "a process name became markup"
+    assert shown["counts"] == "182 in all · 2 running · 1 zombie"
+    assert shown["fans"] == [["pwmfan/fan1", "3121 rpm"]]
+    assert shown["power"] == "Under-voltage now: check the power supply"
+    assert shown["volts"] == "Core 0.86 V · Input 4.87 V"
+    assert shown["flags"][0][:3] == ["Under-voltage", "yes", "yes"]
+    assert shown["flags"][3][3] == DASH, "soft temperature limit never changed"
+    assert shown["cpuDetail"].startswith("4 cores · 1800 MHz: "), shown["cpuDetail"]
+    assert first["topCpu"] == [["measuring…"]], "no CPU window yet: said, not an empty table"
+    assert first["topMemory"][0] == ["python3 812", "88.0 MiB", DASH]
+
+
+#: Before the page's scripts: a WebSocket that greets with a minute of the
+#: fixture Pi (rates varying) and ticks every second, so screenshots show
+#: every section and chart filled, whatever this machine has.
+FIXTURE_SOCKET = """
+window.WebSocket = function (url) {
+  const fixture = window.__fixture;
+  const base = Date.now() / 1000 - 60;
+  const snap = (i) => {
+    const s = JSON.parse(JSON.stringify(fixture));
+    s.timestamp = base + i;
+    s.net.rx_bytes_per_s = 1.5e6 * (1.2 + Math.sin(i / 6));
+    s.net.tx_bytes_per_s = 2e5 * (1.1 + Math.cos(i / 4));
+    s.disk_io.mmcblk0.write_bytes_per_s = 2.5e6 * (1 + Math.sin(i / 9));
+    s.disk_io.mmcblk0.read_bytes_per_s = 4e5 * (1 + Math.cos(i / 7));
+    return s;
+  };
+  const sock = { readyState: 1, send() {}, close() { clearInterval(timer); } };
+  let n = 60;
+  setTimeout(() => {
+    const history = [];
+    for (let i = 0; i < 60; i++) history.push(snap(i));
+    const hello = { type: "hello", interval: 1, history, latest: snap(60) };
+    sock.onmessage({ data: JSON.stringify(hello) });
+  }, 20);
+  const timer = setInterval(() => {
+    n++;
+    sock.onmessage({ data: JSON.stringify({ type: "stats", sent: base + n, ...snap(n) }) });
+  }, 1000);
+  return sock;
+};
+"""
+
+
+def test_dashboard_screenshots_of_the_whole_machine(server, chromium):
+    """The fixture Pi at desktop and phone width: no sideways scrolling, charts drawn."""
+    from tests.machine_snapshots import PI
+
+    origin = f"http://127.0.0.1:{server.port}"
+
+    async def go():
+        async with launch(chromium) as browser:
+            page = await browser.new_page(
+                before_load=f"window.__fixture = {json.dumps(PI)};" + FIXTURE_SOCKET
+            )
+            await page.viewport(1280, 900)
+            await page.color_scheme("light")
+            await page.navigate(origin + "/")
+            await page.wait_for(stats_when("s.state === 'live' && s.live >= 1"), describe=STATS)
+            await next_frames(page)
+            readout = await text_of(page, "readout-net")
+            assert readout.startswith("received ") and " · sent " in readout, readout
+            desktop = await page.screenshot()
+            save("dashboard-machine.png", desktop)
+            check_screenshot(desktop, 1280)
+            assert (await page.evaluate(MACHINE_SHOWN))["overflow"] <= 0
+
+            await page.viewport(390, 844, scale=2, mobile=True)
+            await next_frames(page)
+            shown = await page.evaluate(MACHINE_SHOWN)
+            assert shown["overflow"] <= 0, "the phone layout scrolls sideways"
+            widths = await page.evaluate(
+                "[...document.querySelectorAll('.panels .panel, #throttle')]"
+                ".map(p => p.getBoundingClientRect().right)"
+            )
+            assert all(0 < right <= 390 for right in widths), widths
+            save("dashboard-machine-phone.png", await page.screenshot())
+            await page.color_scheme("dark")
+            await page.viewport(1280, 900)
+            await next_frames(page)
+            save("dashboard-machine-dark.png", await page.screenshot())
             assert exceptions(page) == []
 
     run(go())

@@ -91,7 +91,7 @@ class DaemonPointsTests(SynchronousTestCase):
         tally.observe("GET", "/alive", "2xx")
         source = DaemonPoints(tally, FakeSampler(SNAPSHOT), FakeSensors({"room": 20.0}), host="x")
         lines = [p.line() for p in source(5)]
-        self.assertEqual(len(lines), 4)
+        self.assertEqual(len(lines), 5)  # requests, http_requests, system, temp, sensors
         self.assertTrue(all(",host=pi" in line for line in lines), lines)
         self.assertEqual(source.host, "pi")
         self.assertEqual(tally.total, 0, "the tally was taken")
@@ -107,9 +107,11 @@ class DaemonPointsTests(SynchronousTestCase):
         events = capture_all_logs(self)
         sensors = FakeSensors(OSError("bus error"))
         source = DaemonPoints(RequestTally(), FakeSampler(SNAPSHOT), sensors, host="x")
-        self.assertEqual([p.measurement for p in source(5)], ["requests", "system"])
+        self.assertEqual([p.measurement for p in source(5)], ["requests", "system", "temp"])
         source(6)
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1, "logged once per episode")
         sensors.result = {"room": 1.0}
-        self.assertEqual([p.measurement for p in source(7)], ["requests", "system", "sensors"])
+        self.assertEqual(
+            [p.measurement for p in source(7)], ["requests", "system", "temp", "sensors"]
+        )
         self.assertTrue(any("can be collected again" in str(e.get("log_format")) for e in events))

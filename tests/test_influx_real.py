@@ -103,6 +103,18 @@ def test_request_counts_arrive(influxd, daemon, tmp_path: Path) -> None:
     assert rows[0][1] == 25
     rows = server.values("SELECT last(memory_percent), last(uptime) FROM system")
     assert rows and rows[0][1] > 0 and rows[0][2] > 0
+    # The whole machine, where this daemon's collectors report it (SPEC 11).
+    snapshot = json.loads(client.get("/stats")[2])
+    if snapshot.get("filesystems"):
+        server.wait_until(
+            lambda: server.values("SELECT used_percent FROM disk WHERE path = '/'"),
+            DEADLINE,
+            "the root file system in the disk measurement",
+        )
+    if snapshot.get("processes"):
+        server.wait_until(
+            lambda: server.values("SELECT last(total) FROM processes"), DEADLINE, "processes"
+        )
     host = server.values('SHOW TAG VALUES FROM requests WITH KEY = "host"')
     assert host and host[0][1], host
     # InfluxDB can have a batch before the daemon has read its 204: poll.
@@ -261,3 +273,45 @@ def test_escaping_round_trips(influxd, tmp_path: Path) -> None:
     [[_, text]] = server.values("SELECT text FROM notes", "esc")
     assert text == 'say "hi" \\o/'
     assert os.path.exists(server.config_path)
+
+
+def test_machine_points_read_back(influxd) -> None:
+    """The whole machine's points, as Telegraf names them, are taken and read back whole."""
+    from pistatsd.influx.machine_points import machine_points
+    from tests.machine_snapshots import PI, with_odd_mount
+
+    server = influxd()
+    server.query('CREATE DATABASE "machine"')
+    lines = [point.line() for point in machine_points(with_odd_mount(), "pi", 1000)]
+    lines += [point.line() for point in machine_points(PI, "pi", 2000)]
+    status, body = server.request(
+        "POST", "/write?db=machine&precision=ms", ("\n".join(lines) + "\n").encode()
+    )
+    assert status == 204, body
+    rows = server.values("SELECT used_percent FROM disk WHERE path = '/'", "machine")
+    assert [row[1] for row in rows] == [93.1, 93.1]
+    paths = server.values('SHOW TAG VALUES FROM disk WITH KEY = "path"', "machine")
+    assert sorted(row[1] for row in paths) == [
+        "/",
+        "/boot/firmware",
+        "/media/My Photos",
+        "/mnt/caf\\udce9",
+    ]
+    modes = server.values("SELECT used, mode FROM disk WHERE path = '/boot/firmware'", "machine")
+    assert [row[2] for row in modes] == ["ro", "ro"], modes
+    [[_, received]] = server.values(
+        "SELECT last(bytes_recv) FROM net WHERE interface = 'eth0'", "machine"
+    )
+    assert received == 123000000
+    interfaces = server.values('SHOW TAG VALUES FROM net WITH KEY = "interface"', "machine")
+    assert 'br-"lan\\1' in [row[1] for row in interfaces]
+    [[_, written]] = server.values(
+        "SELECT last(write_bytes) FROM diskio WHERE \"name\" = 'mmcblk0'", "machine"
+    )
+    assert written == 52613349376
+    [[_, zombies]] = server.values("SELECT last(zombies) FROM processes", "machine")
+    assert zombies == 1
+    [[_, temp]] = server.values("SELECT last(temp) FROM temp WHERE sensor = 'rp1_adc'", "machine")
+    assert temp == 41.0
+    [[_, under_voltage]] = server.values("SELECT last(under_voltage) FROM throttled", "machine")
+    assert under_voltage is True

@@ -55,6 +55,7 @@ class WiringTests(SynchronousTestCase):
                 "http_requests,host=pi,method=GET,path=/alive,status=2xx count=2i 1700000010000",
                 "system,host=pi cpu=12.5,memory_percent=37.0,temperature=48.3,load1=0.25,"
                 "uptime=12345.6 1700000010000",
+                "temp,host=pi,sensor=cpu_thermal temp=48.3 1700000010000",
                 "sensors,host=pi,sensor=room value=20.5 1700000010000",
             ],
         )
@@ -108,7 +109,8 @@ class WiringTests(SynchronousTestCase):
         self.assertIsNone(reporter._pool)
         spool = os.path.join(config.state_dir, "influx-spool.lp")
         with open(spool) as f:
-            self.assertEqual(len(f.read().splitlines()), 4)  # two intervals: requests + system
+            # two intervals: requests, system, temp
+            self.assertEqual(len(f.read().splitlines()), 6)
 
     def test_the_pool_opens_and_closes_connections_without_a_log_line(self) -> None:
         events = capture_all_logs(self)

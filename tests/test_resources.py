@@ -16,6 +16,7 @@ from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.root import build_tree
 from pistatsd.web.site import PistatsdSite
 from pistatsd.web.wiring import core_routes, route_table
+from tests.machine_snapshots import OLD, PI
 from tests.support import Client, build_request, request
 
 SNAPSHOT = {
@@ -34,6 +35,10 @@ SNAPSHOT = {
     "swap": {"total": 0, "used": 0, "percent": 0.0},
     "disk": {"path": "/", "total": 1, "used": 0, "free": 1, "percent": 0.0},
     "net": {"bytes_sent": 0, "bytes_recv": 0, "packets_sent": 0, "packets_recv": 0},
+    "filesystems": [],
+    "disk_io": {},
+    "processes": None,
+    "fans": {},
 }
 
 
@@ -151,6 +156,9 @@ class ApiTests(TreeTestCase):
             if link == "/api":
                 continue
             self.assertNotEqual(self.get(link).status, 404, link)
+        for part in ("filesystems", "disk_io", "processes", "fans", "net"):
+            self.assertEqual(body["links"][f"stats_{part}"], f"/stats/{part}")
+        self.assertNotIn("stats_throttled", body["links"])  # only on a Raspberry Pi
 
     def test_unknown_below_api(self) -> None:
         response = self.get("/api/nothing")
@@ -229,6 +237,30 @@ class StatsTests(TreeTestCase):
         for part in ("cpu", "temperature", "memory", "uptime"):
             body = json.loads(self.get(f"/stats/{part}").body)
             self.assertEqual(body, {"timestamp": 1000.0, part: SNAPSHOT[part]})
+
+    def test_machine_parts(self) -> None:
+        """Every part of SPEC 11, as the collectors fill it, empty or null."""
+        self.sampler.latest = PI
+        for part in ("filesystems", "disk_io", "processes", "fans", "net", "throttled"):
+            response = self.get(f"/stats/{part}")
+            self.assertEqual(response.status, 200, part)
+            self.assertEqual(response.header("cache-control"), "no-store")
+            self.assertEqual(
+                json.loads(response.body), {"timestamp": PI["timestamp"], part: PI[part]}
+            )
+        self.sampler.latest = SNAPSHOT
+        for part, value in (("filesystems", []), ("disk_io", {}), ("processes", None)):
+            self.assertEqual(json.loads(self.get(f"/stats/{part}").body)[part], value, part)
+
+    def test_machine_parts_missing_from_an_older_snapshot(self) -> None:
+        """A collector that does not produce a part: 404 with a reason, like C{throttled}."""
+        self.sampler.latest = OLD
+        for part in ("filesystems", "disk_io", "processes", "fans", "throttled"):
+            response = self.get(f"/stats/{part}")
+            self.assertEqual(response.status, 404, part)
+            self.assertEqual(
+                json.loads(response.body), {"error": f"{part} is not available on this machine"}
+            )
 
     def test_missing_part_and_unknown_path(self) -> None:
         self.assertEqual(self.get("/stats/throttled").status, 404)

@@ -47,6 +47,8 @@ class RouteTests(SynchronousTestCase):
             self.assertEqual(self.route_of(path.encode()), path)
         self.assertEqual(self.route_of(b"/stats/"), "/stats")
         self.assertEqual(self.route_of(b"/stats/cpu"), "/stats/cpu")
+        for part in ("filesystems", "disk_io", "processes", "fans", "throttled"):
+            self.assertEqual(self.route_of(f"/stats/{part}".encode()), f"/stats/{part}")
 
     def test_unbounded_paths_collapse(self) -> None:
         self.assertEqual(self.route_of(b"/stats/x1"), "/stats/{unknown}")

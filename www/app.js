@@ -8,6 +8,9 @@
 // Charts are drawn by uPlot (www/vendor/uplot, put there when the package is
 // built); without it the numbers still work.
 //
+// Every name shown (interfaces, mount points, processes, sensors) comes from
+// the machine: it is set as textContent, never parsed as HTML.
+//
 // For tests and the curious: window.pistatsd.stats() describes the state.
 "use strict";
 
@@ -32,7 +35,7 @@
   // ---------------------------------------------------------------- data
 
   /** Parallel arrays, oldest first; trimmed in place so charts keep references. */
-  const series = { t: [], cpu: [], memory: [], temperature: [] };
+  const series = { t: [], cpu: [], memory: [], temperature: [], rx: [], tx: [], read: [], write: [] };
   let interval = 1;
   let backfilled = 0;
   let livePoints = 0;
@@ -53,7 +56,27 @@
     series.cpu.push(num(snap.cpu && snap.cpu.percent));
     series.memory.push(num(snap.memory && snap.memory.percent));
     series.temperature.push(num(snap.temperature && snap.temperature.celsius));
+    // Rates: null in the first sample and in the hello's slim history (gaps in the chart).
+    series.rx.push(num(snap.net && snap.net.rx_bytes_per_s));
+    series.tx.push(num(snap.net && snap.net.tx_bytes_per_s));
+    const io = diskTotals(snap.disk_io);
+    series.read.push(io.read);
+    series.write.push(io.write);
     return true;
+  }
+
+  /** Bytes per second read and written over every disk; null where no disk says. */
+  function diskTotals(devices) {
+    const total = { read: null, write: null };
+    if (!devices || typeof devices !== "object") return total;
+    for (const device of Object.values(devices)) {
+      if (!device || typeof device !== "object") continue;
+      const r = num(device.read_bytes_per_s);
+      const w = num(device.write_bytes_per_s);
+      if (r !== null) total.read = (total.read || 0) + r;
+      if (w !== null) total.write = (total.write || 0) + w;
+    }
+    return total;
   }
 
   /** Drop points older than the window or beyond the cap. */
@@ -104,12 +127,25 @@
   const charts = [];
   let chartsReady = false;
 
+  const pct1 = (v) => v.toFixed(1) + " %";
+  const rateRange = (u, min, max) => [0, max === null || max <= 0 ? 1024 : max * 1.15];
+
+  /** The charts: each draws one or more series of the shared time axis. */
   const METRICS = [
-    { key: "cpu", el: "plot-cpu", label: "CPU", unit: " %", color: "--cpu", range: [0, 100] },
-    { key: "memory", el: "plot-memory", label: "Memory", unit: " %", color: "--memory", range: [0, 100] },
+    { key: "cpu", label: "CPU", lines: [{ key: "cpu", color: "--cpu" }], range: [0, 100], fmt: pct1, tick: (v) => v + "%" },
+    { key: "memory", label: "Memory", lines: [{ key: "memory", color: "--memory" }], range: [0, 100], fmt: pct1, tick: (v) => v + "%" },
     {
-      key: "temperature", el: "plot-temperature", label: "Temperature", unit: " °C", color: "--temperature",
+      key: "temperature", label: "Temperature", lines: [{ key: "temperature", color: "--temperature" }],
       range: (u, min, max) => (min === null || max === null ? [20, 80] : [Math.floor(min - 3), Math.ceil(max + 3)]),
+      fmt: (v) => v.toFixed(1) + " °C", tick: (v) => v + "°",
+    },
+    {
+      key: "net", label: "Network", range: rateRange, fmt: (v) => rate(v), tick: shortBytes,
+      lines: [{ key: "rx", label: "received", color: "--rx" }, { key: "tx", label: "sent", color: "--tx" }],
+    },
+    {
+      key: "diskio", label: "Disk I/O", range: rateRange, fmt: (v) => rate(v), tick: shortBytes,
+      lines: [{ key: "read", label: "read", color: "--read" }, { key: "write", label: "written", color: "--write" }],
     },
   ];
 
@@ -125,8 +161,7 @@
   }
 
   function makeChart(m) {
-    const el = $(m.el);
-    const color = cssVar(m.color);
+    const el = $("plot-" + m.key);
     const axis = {
       stroke: cssVar("--muted"),
       grid: { stroke: cssVar("--grid"), width: 1 },
@@ -143,23 +178,25 @@
       scales: { x: { time: true }, y: { range: m.range } },
       series: [
         {},
-        {
-          label: m.label,
-          stroke: color,
+        ...m.lines.map((line) => ({
+          label: line.label || m.label,
+          stroke: cssVar(line.color),
           width: 2,
-          fill: cssVar(m.color + "-fill"),
+          fill: m.lines.length === 1 ? cssVar(line.color + "-fill") : undefined,
           points: { show: false },
-        },
+        })),
       ],
       hooks: { setCursor: [(u) => showReadout(u, m, readout)] },
       axes: [
         { ...axis, space: tickSpace, size: 30, incrs: TIME_STEPS, values: timeLabels },
-        { ...axis, size: 46, space: 30, values: (u, vals) => vals.map((v) => v + (m.unit === " %" ? "%" : "°")) },
+        { ...axis, size: 52, space: 30, values: (u, vals) => vals.map(m.tick) },
       ],
     };
-    const u = new window.uPlot(opts, [series.t, series[m.key]], el);
+    const u = new window.uPlot(opts, chartData(m), el);
     return { m, el, u, readout };
   }
+
+  const chartData = (m) => [series.t, ...m.lines.map((line) => series[line.key])];
 
   /** Pixels between time ticks: more when ticks under a minute apart need seconds in labels. */
   function tickSpace(u, axisIdx, min, max, dim) {
@@ -172,19 +209,27 @@
     return splits.map((t) => new Date(t * 1000).toLocaleTimeString([], format));
   }
 
-  const fmtValue = (m, v) => (v === null || v === undefined ? "–" : v.toFixed(1) + m.unit);
+  const fmtOne = (m, v) => (v === null || v === undefined ? "–" : m.fmt(v));
+
+  /** The values of chart C{m} at index C{idx}: one value, or "received 1.5 MiB/s · sent 2 KiB/s". */
+  function fmtValues(m, idx) {
+    const values = m.lines.map((line) => series[line.key][idx]);
+    if (m.lines.length === 1) return fmtOne(m, values[0]);
+    if (values.every((v) => v === null || v === undefined)) return "–";
+    return m.lines.map((line, i) => `${line.label} ${fmtOne(m, values[i])}`).join(" · ");
+  }
 
   /** The caption's readout: the hovered point, else the latest one. */
   function showReadout(u, m, el) {
-    const values = series[m.key];
+    const n = series.t.length;
     const idx = u.cursor.idx;
     let text;
-    if (idx !== null && idx !== undefined && idx < values.length) {
+    if (idx !== null && idx !== undefined && idx < n) {
       const when = new Date(series.t[idx] * 1000).toLocaleTimeString();
-      text = `${fmtValue(m, values[idx])} at ${when}`;
+      text = `${fmtValues(m, idx)} at ${when}`;
     } else {
-      const last = values.length ? values[values.length - 1] : null;
-      text = last === null ? "" : fmtValue(m, last);
+      text = n ? fmtValues(m, n - 1) : "";
+      if (text === "–") text = "";
     }
     if (el.textContent !== text) el.textContent = text;
   }
@@ -232,11 +277,10 @@
         minutes >= 9.5 ? "last 10 minutes" : `last ${minutes < 1.5 ? "minute" : Math.round(minutes) + " minutes"}`;
       setText("charts-span", span);
       for (const c of charts) {
-        const values = series[c.m.key];
-        c.u.setData([ts, values]);
+        c.u.setData(chartData(c.m));
         showReadout(c.u, c.m, c.readout);
         // The canvas says nothing to a screen reader: its label does.
-        c.el.setAttribute("aria-label", `${c.m.label}, ${span}; latest ${fmtValue(c.m, values[values.length - 1])}`);
+        c.el.setAttribute("aria-label", `${c.m.label}, ${span}; latest ${ts.length ? fmtValues(c.m, ts.length - 1) : "–"}`);
       }
       const temps = series.temperature;
       $("temperature-empty").hidden = !temps.length || temps.some((v) => v !== null);
@@ -269,6 +313,22 @@
     return (n >= 100 || i === 0 ? n.toFixed(0) : n.toFixed(1)) + " " + units[i];
   }
 
+  /** Bytes per second, or "–" when unknown (the first sample). */
+  function rate(n) {
+    return num(n) === null ? "–" : bytes(n) + "/s";
+  }
+
+  /** Axis labels: "0", "512", "1.5K", "20M" (bytes, binary multiples). */
+  function shortBytes(n) {
+    const units = ["", "K", "M", "G", "T"];
+    let i = 0;
+    while (Math.abs(n) >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i++;
+    }
+    return (Math.abs(n) >= 10 || Number.isInteger(n) ? n.toFixed(0) : n.toFixed(1)) + units[i];
+  }
+
   function duration(seconds) {
     let s = Math.floor(seconds);
     const d = Math.floor(s / 86400);
@@ -292,14 +352,64 @@
     soft_temp_limit: "Soft temperature limit",
   };
 
-  function flagCell(value) {
+  /** A table cell with text (never HTML) and an optional class. */
+  function cell(text, className) {
     const td = document.createElement("td");
-    const badge = document.createElement("span");
-    badge.className = "badge " + (value === true ? "bad" : value === false ? "ok" : "unknown");
-    badge.textContent = value === true ? "yes" : value === false ? "no" : "?";
-    td.append(badge);
+    if (className) td.className = className;
+    td.textContent = text;
     return td;
   }
+
+  /** A row header cell: the name of the thing, from the machine, as text. */
+  function nameCell(text) {
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.className = "name";
+    th.textContent = text;
+    return th;
+  }
+
+  function badge(text, level) {
+    const span = document.createElement("span");
+    span.className = "badge " + level;
+    span.textContent = text;
+    return span;
+  }
+
+  function badgeCell(text, level, className) {
+    const td = cell("", className);
+    td.append(badge(text, level));
+    return td;
+  }
+
+  function flagCell(value) {
+    return badgeCell(value === true ? "yes" : value === false ? "no" : "?", value === true ? "bad" : value === false ? "ok" : "unknown");
+  }
+
+  /** A fill gauge and its percentage; warning colour from 90 %. */
+  function meterCell(percent) {
+    const td = cell("", "use");
+    const meter = document.createElement("span");
+    meter.className = "meter";
+    const fill = document.createElement("span");
+    const p = percent === null ? 0 : Math.max(0, Math.min(100, percent));
+    fill.style.width = p + "%";
+    meter.dataset.level = percent === null ? "" : p >= 90 ? "bad" : p >= 75 ? "warn" : "ok";
+    meter.append(fill);
+    const text = document.createElement("span");
+    text.className = "pct";
+    text.textContent = percent === null ? "–" : percent.toFixed(1) + " %";
+    td.append(meter, text);
+    return td;
+  }
+
+  /** Show a section with these rows, or hide it when there are none. */
+  function fill(sectionId, bodyId, rows) {
+    $(sectionId).hidden = !rows.length;
+    $(bodyId).replaceChildren(...rows);
+  }
+
+  const when = (t) => (num(t) === null ? "–" : new Date(t * 1000).toLocaleString([], { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" }));
 
   function renderThrottled(th) {
     const section = $("throttle");
@@ -310,18 +420,158 @@
     section.hidden = false;
     const now = th.now || {};
     const boot = th.since_boot || {};
+    const changed = th.changed && typeof th.changed === "object" ? th.changed : {};
     const keys = [...new Set([...Object.keys(FLAG_NAMES), ...Object.keys(now), ...Object.keys(boot)])];
     const rows = keys.map((key) => {
       const tr = document.createElement("tr");
-      const th2 = document.createElement("th");
-      th2.scope = "row";
-      th2.textContent = FLAG_NAMES[key] || key.replace(/_/g, " ");
-      tr.append(th2, flagCell(now[key]), flagCell(boot[key]));
+      tr.append(nameCell(FLAG_NAMES[key] || key.replace(/_/g, " ")), flagCell(now[key]), flagCell(boot[key]), cell(when(changed[key]), "wide"));
       return tr;
     });
     $("throttle-rows").replaceChildren(...rows);
+    const state = $("power-state");
+    if (now.under_voltage === true) {
+      state.className = "badge bad";
+      state.textContent = "Under-voltage now: check the power supply";
+    } else if (boot.under_voltage === true) {
+      state.className = "badge warn";
+      state.textContent = "Under-voltage since boot";
+    } else if (Object.values(now).some((v) => v === true)) {
+      state.className = "badge warn";
+      state.textContent = "Throttled now";
+    } else {
+      state.className = "badge ok";
+      state.textContent = "Power OK";
+    }
+    const volts = [["Core", th.core_volts], ["Input", th.input_volts]]
+      .filter(([, v]) => num(v) !== null)
+      .map(([name, v]) => `${name} ${v.toFixed(2)} V`);
+    setText("power-volts", volts.join(" · "));
     const raw = th.raw;
     setText("throttle-raw", raw === undefined || raw === null ? "" : `raw value ${typeof raw === "number" ? "0x" + raw.toString(16) : raw}`);
+  }
+
+  function renderFilesystems(list) {
+    const rows = (Array.isArray(list) ? list : [])
+      .filter((fs) => fs && typeof fs === "object")
+      .map((fs) => {
+        const tr = document.createElement("tr");
+        const name = nameCell(String(fs.mount ?? "?"));
+        name.title = [fs.device, fs.fstype].filter((v) => typeof v === "string").join(" · ");
+        if (fs.read_only === true) name.append(" ", badge("read-only", "unknown"));
+        if (fs.error) {
+          tr.dataset.error = String(fs.error);
+          const error = badgeCell(String(fs.error), "bad");
+          error.colSpan = 3;
+          tr.append(name, error);
+          return tr;
+        }
+        tr.append(name, meterCell(num(fs.percent)), cell(bytes(fs.free), "num"), cell(bytes(fs.total), "num wide"));
+        return tr;
+      });
+    fill("filesystems", "fs-rows", rows);
+  }
+
+  function renderDisks(devices) {
+    const entries = devices && typeof devices === "object" ? Object.entries(devices).sort(([a], [b]) => (a < b ? -1 : 1)) : [];
+    const rows = entries
+      .filter(([, d]) => d && typeof d === "object")
+      .map(([name, d]) => {
+        const tr = document.createElement("tr");
+        const head = nameCell(name);
+        const health = d.health && typeof d.health === "object" ? d.health : null;
+        if (health && typeof health.pre_eol === "string") {
+          const level = health.pre_eol === "normal" ? "ok" : health.pre_eol === "warning" ? "warn" : "bad";
+          const life = Array.isArray(health.life_time_percent) ? health.life_time_percent.filter((v) => num(v) !== null) : [];
+          head.append(" ", badge(`wear ${life.length ? Math.max(...life) + " %" : health.pre_eol}`, level));
+        }
+        const busy = num(d.busy_percent);
+        tr.append(head, cell(rate(d.read_bytes_per_s), "num"), cell(rate(d.write_bytes_per_s), "num"), cell(busy === null ? "–" : busy.toFixed(1) + " %", "num"), cell(bytes(d.written_bytes), "num wide"));
+        return tr;
+      });
+    fill("disks", "disk-rows", rows);
+  }
+
+  function renderInterfaces(net) {
+    const interfaces = net && typeof net === "object" && net.interfaces && typeof net.interfaces === "object" ? net.interfaces : {};
+    const rows = Object.keys(interfaces)
+      .sort()
+      .filter((name) => interfaces[name] && typeof interfaces[name] === "object")
+      .map((name) => {
+        const i = interfaces[name];
+        const tr = document.createElement("tr");
+        if (i.virtual === true) tr.className = "virtual";
+        const head = nameCell(name);
+        if (i.virtual === true) head.append(" ", badge("virtual", "unknown"));
+        const link = [];
+        if (num(i.speed_mbps) !== null && i.speed_mbps > 0) link.push(i.speed_mbps >= 1000 ? `${i.speed_mbps / 1000} Gb/s` : `${i.speed_mbps} Mb/s`);
+        const wifi = i.wifi && typeof i.wifi === "object" ? i.wifi : null;
+        if (wifi && num(wifi.signal_dbm) !== null) link.push(`Wi-Fi ${wifi.signal_dbm} dBm`);
+        if (wifi && num(wifi.link_quality) !== null) link.push(`${Math.round(wifi.link_quality * 100)} %`);
+        tr.append(head, badgeCell(i.up === true ? "up" : i.up === false ? "down" : "?", i.up === true ? "ok" : "unknown"), cell(rate(i.rx_bytes_per_s), "num"), cell(rate(i.tx_bytes_per_s), "num"), cell(link.join(" · ") || "–", "wide"));
+        return tr;
+      });
+    fill("interfaces", "interface-rows", rows);
+  }
+
+  function processRows(list, memoryFirst) {
+    return (Array.isArray(list) ? list : [])
+      .filter((p) => p && typeof p === "object")
+      .map((p) => {
+        const tr = document.createElement("tr");
+        const head = nameCell(String(p.name ?? "?"));
+        if (num(p.pid) !== null) {
+          const pid = document.createElement("span");
+          pid.className = "muted pid";
+          pid.textContent = ` ${p.pid}`;
+          head.append(pid);
+        }
+        const cpu = cell(num(p.cpu_percent) === null ? "–" : p.cpu_percent.toFixed(1) + " %", "num");
+        const rss = cell(bytes(p.rss), "num");
+        tr.append(head, ...(memoryFirst ? [rss, cpu] : [cpu, rss]));
+        return tr;
+      });
+  }
+
+  /** A whole-width row saying why a list is empty (no CPU window yet, say). */
+  function placeholderRow(text) {
+    const tr = document.createElement("tr");
+    const td = cell(text, "muted");
+    td.colSpan = 3;
+    tr.append(td);
+    return tr;
+  }
+
+  function renderProcesses(p) {
+    const section = $("processes");
+    if (!p || typeof p !== "object") {
+      section.hidden = true;
+      return;
+    }
+    section.hidden = false;
+    const counts = [];
+    if (num(p.total) !== null) counts.push(`${p.total} in all`);
+    if (num(p.running) !== null) counts.push(`${p.running} running`);
+    if (num(p.zombie) !== null && p.zombie > 0) counts.push(`${p.zombie} ${p.zombie === 1 ? "zombie" : "zombies"}`);
+    setText("process-counts", counts.join(" · "));
+    // No list yet (the first scan has no CPU window): say so rather than show an empty table.
+    const rowsOrWhy = (list, memoryFirst) => {
+      const rows = processRows(list, memoryFirst);
+      return rows.length ? rows : [placeholderRow(Array.isArray(list) ? "none" : "measuring…")];
+    };
+    $("top-cpu-rows").replaceChildren(...rowsOrWhy(p.top_cpu, false));
+    $("top-memory-rows").replaceChildren(...rowsOrWhy(p.top_memory, true));
+  }
+
+  function renderFans(fans) {
+    const names = fans && typeof fans === "object" ? Object.keys(fans).sort() : [];
+    const rows = names
+      .filter((name) => num(fans[name]) !== null)
+      .map((name) => {
+        const tr = document.createElement("tr");
+        tr.append(nameCell(name), cell(`${Math.round(fans[name])} rpm`, "num"));
+        return tr;
+      });
+    fill("fans", "fan-rows", rows);
   }
 
   function renderSensors(sensors) {
@@ -365,8 +615,10 @@
       const p = num(cpu.percent);
       setText("cpu", p === null ? "warming up" : pct(p));
       setBar("card-cpu", p);
-      const parts = [];
-      if (num(cpu.count)) parts.push(`${cpu.count} ${cpu.count === 1 ? "core" : "cores"}`);
+      const head = [];
+      if (num(cpu.count)) head.push(`${cpu.count} ${cpu.count === 1 ? "core" : "cores"}`);
+      if (num(cpu.freq_mhz) !== null) head.push(`${Math.round(cpu.freq_mhz)} MHz`);
+      const parts = head.length ? [head.join(" · ")] : [];
       if (Array.isArray(cpu.per_cpu) && cpu.per_cpu.length > 1 && cpu.per_cpu.every((v) => num(v) !== null)) {
         parts.push(cpu.per_cpu.map((v) => Math.round(v)).join(" · ") + " %");
       }
@@ -412,6 +664,11 @@
       // Only full snapshots say whether these exist; slim history ones do not.
       renderThrottled(s.throttled);
       renderSensors(s.sensors);
+      renderFilesystems(s.filesystems);
+      renderDisks(s.disk_io);
+      renderInterfaces(s.net);
+      renderProcesses(s.processes);
+      renderFans(s.fans);
     }
     const t = num(s.timestamp);
     if (t !== null) {

@@ -157,7 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument(
         "--interval", metavar="S", type=seconds, help="measure CPU over S seconds (0 < S <= 10)"
     )
-    stats.add_argument("--summary", action="store_true", help="one line instead of the JSON")
+    stats.add_argument(
+        "--summary",
+        action="store_true",
+        help="one screen (24 lines of 80 columns at most) instead of the JSON",
+    )
 
     total = command("sum", "add numbers on the server (GET /sum, or POST with --post)")
     total.add_argument("numbers", metavar="NUMBER", nargs="*", type=number)

@@ -7,6 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pistatsd.client.summary import format_screen
+
 
 def _number(value: object) -> float | None:
     """C{value} if it is a real JSON number; None for null, missing or odd values.
@@ -68,25 +70,9 @@ def format_tick(message: Mapping[str, Any]) -> str:
     return f"{clock}  cpu {cpu:>6}  mem {memory:>5}  temp {temperature:>6}  load {load}"
 
 
-def _duration(seconds: float) -> str:
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {clock}" if days else clock
-
-
 def format_summary(snapshot: Mapping[str, Any]) -> str:
-    """A C{/stats} snapshot as one line: host name, the tick line, uptime."""
-    host = snapshot.get("hostname")
-    uptime = _number(_field(snapshot, "uptime", "seconds"))
-    parts = [
-        host if isinstance(host, str) else "-",
-        format_tick(snapshot),
-        "up " + ("-" if uptime is None else _duration(uptime)),
-    ]
-    return "  ".join(parts)
+    """A C{/stats} snapshot as one terminal screen (L{pistatsd.client.summary})."""
+    return format_screen(snapshot)
 
 
 def format_json(document: object) -> str:

@@ -1,6 +1,6 @@
 """The points pistatsd reports every interval, built from the daemon's own counters.
 
-Each group (requests, system, sensors) is built on its own: a broken sensor
+Each group (requests, system, the whole machine, sensors) is built on its own: a broken sensor
 driver or a sampler that has not sampled yet costs that group only, never the
 request counts, which are the data the original math server wrote and the
 one series people graph.
@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from pistatsd.episodes import Episodes
 from pistatsd.influx.lineprotocol import Point
+from pistatsd.influx.machine_points import machine_points
 
 _log = Logger()
 
@@ -82,8 +83,8 @@ def _number(snapshot: Mapping[str, Any], section: str, key: str, index: int | No
 
 
 def system_point(snapshot: Mapping[str, Any], host: str, timestamp: int) -> Point | None:
-    """C{system,host=H cpu=..,memory_percent=..,temperature=..,load1=..,uptime=..};
-    null values (no temperature sensor, CPU warming up) are left out."""
+    """C{system,host=H cpu=..,memory_percent=..,temperature=..,load1=..,uptime=..,cpu_freq_mhz=..};
+    null values (no temperature sensor, CPU warming up, no cpufreq) are left out."""
     return Point.of(
         "system",
         (("host", host),),
@@ -93,6 +94,7 @@ def system_point(snapshot: Mapping[str, Any], host: str, timestamp: int) -> Poin
             ("temperature", _number(snapshot, "temperature", "celsius")),
             ("load1", _number(snapshot, "cpu", "load", 0)),
             ("uptime", _number(snapshot, "uptime", "seconds")),
+            ("cpu_freq_mhz", _number(snapshot, "cpu", "freq_mhz")),
         ),
         timestamp,
     )
@@ -151,6 +153,9 @@ class DaemonPoints:
             system = self._guard("system", lambda: system_point(snapshot, host, timestamp))
             if system is not None:
                 points.append(system)
+            points.extend(
+                self._guard("machine", lambda: machine_points(snapshot, host, timestamp)) or []
+            )
         if self.sensors is not None:
             sensors = self.sensors
             readings = self._guard("sensors", sensors.readings)

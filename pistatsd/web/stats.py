@@ -19,8 +19,27 @@ _log = Logger()
 
 MAX_INTERVAL = 10.0
 
-#: The parts of a snapshot served as C{/stats/NAME}.
-PARTS = ("cpu", "temperature", "memory", "swap", "uptime", "disk", "net", "throttled")
+#: The parts of a snapshot served as C{/stats/NAME} (SPEC 3 and 11).  A part
+#: the machine lacks (C{throttled} off a Raspberry Pi, or one the collectors
+#: do not produce) is a 404 that says so; a part that is present but null
+#: (its source failing) is served as null, so clients see the difference.
+PARTS = (
+    "cpu",
+    "temperature",
+    "memory",
+    "swap",
+    "uptime",
+    "disk",
+    "net",
+    "throttled",
+    "filesystems",
+    "disk_io",
+    "processes",
+    "fans",
+)
+
+#: Parts only some machines have: not advertised in C{/api}.
+OPTIONAL_PARTS = frozenset({"throttled"})
 
 
 def parse_positive(raw: bytes, maximum: float) -> float | None:

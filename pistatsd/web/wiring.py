@@ -29,7 +29,7 @@ from pistatsd.web.pages import AliveResource
 from pistatsd.web.root import build_tree
 from pistatsd.web.routes import Route, RouteTable
 from pistatsd.web.site import PistatsdSite
-from pistatsd.web.stats import PARTS, StatsResource
+from pistatsd.web.stats import OPTIONAL_PARTS, PARTS, StatsResource
 from pistatsd.web.sum import SumResource
 from pistatsd.web.traffic import CountByRoute, RequestTally, Traffic
 from pistatsd.ws.origins import OriginPolicy
@@ -59,7 +59,7 @@ def core_routes(
     C{/health}, C{/metrics}."""
     stats = StatsResource(sampler, history_seconds)
     parts = tuple(
-        Route(f"/stats/{part}", link=None if part == "throttled" else f"stats_{part}")
+        Route(f"/stats/{part}", link=None if part in OPTIONAL_PARTS else f"stats_{part}")
         for part in PARTS
     )
     return (
