@@ -122,6 +122,8 @@ class Mount:
     fstype: str
     source: str
     read_only: bool
+    super_options: str = ""
+    """The filesystem's own options (the last field), e.g. C{hidepid=invisible} of procfs."""
 
     @property
     def local(self) -> bool:
@@ -167,6 +169,7 @@ def parse_mountinfo(text: str) -> list[Mount]:
                 fstype=fstype,
                 source=unescape(source),
                 read_only=read_only,
+                super_options=super_options,
             )
         )
     return mounts
