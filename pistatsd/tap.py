@@ -182,6 +182,11 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     if sensors is not None:
         sensors.setServiceParent(top)
         sampler.sections.append(sensors.snapshot_section)
+    from pistatsd.machine.background import threaded_parts
+
+    threaded = threaded_parts(config, reactor)  # filesystems, processes: off the reactor thread
+    threaded.setServiceParent(top)
+    sampler.sections.extend(threaded.sections)
     sampler.setServiceParent(top)
 
     root = build_tree(
