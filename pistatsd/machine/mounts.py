@@ -132,15 +132,11 @@ class Mount:
 
 
 def unescape(field: str) -> str:
-    """Decode the kernel's octal escapes (C{\\040} space, C{\\011} tab, C{\\134} backslash)."""
+    """Decode the kernel's octal escapes (C{\\040} space, C{\\011} tab, C{\\012} newline,
+    C{\\134} backslash); other characters, UTF-8 included, are written as they are."""
     if "\\" not in field:
         return field
-    raw = _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
-    # The kernel escapes bytes: a UTF-8 name comes back as one char per byte.
-    try:
-        return raw.encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        return raw
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
 
 
 def parse_mountinfo(text: str) -> list[Mount]:
