@@ -11,9 +11,16 @@ real reactor.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
+import select
+import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +29,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -34,7 +41,9 @@ from pistatsd.machine.mounts import (
     select_filesystems,
     unescape,
 )
+from pistatsd.machine.statvfs_helper import HelperStatvfs
 from pistatsd.machine.threads import PoolStopped, WorkerPool
+from tests.daemon import PROJECT, Daemon
 
 PI_MOUNTINFO = "\n".join(
     [
@@ -268,6 +277,7 @@ class ServiceCase(SynchronousTestCase):
             self.pool,
             mountinfo=str(self.table),
             statvfs=self.disks,
+            fuse_statvfs=self.disks,
             sys_root=self.mktemp(),
             **kwargs,
         )
@@ -542,7 +552,13 @@ def test_service_on_the_real_reactor_with_a_blocked_statvfs(tmp_path: Path) -> A
     pool = WorkerPool(reactor)
     pool.startService()
     service = FilesystemsService(
-        reactor, pool, timeout=0.3, mountinfo=str(table), statvfs=disks, sys_root=str(tmp_path)
+        reactor,
+        pool,
+        timeout=0.3,
+        mountinfo=str(table),
+        statvfs=disks,
+        fuse_statvfs=disks,
+        sys_root=str(tmp_path),
     )
     service.startService()
     try:
@@ -576,3 +592,175 @@ def _until(condition: Callable[[], bool], step: float = 0.05) -> Deferred[None]:
     loop.clock = reactor
     loop.start(step).addCallback(lambda _: done.callback(None))
     return done
+
+
+# -- a really hung filesystem: FUSE whose statfs blocks (tests/fusehang.py) ---------------
+
+
+class HungFuse:
+    """tests/fusehang.py running: its pid, mount point, and how to make it answer."""
+
+    def __init__(self, proc: subprocess.Popen[str], pid: int, mount_point: str) -> None:
+        self.proc = proc
+        self.pid = pid
+        self.mount_point = mount_point
+
+    def command(self, word: str) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(word + "\n")
+        self.proc.stdin.flush()
+        assert _readline(self.proc, 10) == word  # echoed once done
+
+
+def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
+    assert proc.stdout is not None
+    readable, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not readable:
+        raise AssertionError(f"fusehang.py said nothing within {timeout} s")
+    return proc.stdout.readline().strip()
+
+
+@pytest.fixture
+def hung_fuse(tmp_path: Path) -> Any:
+    """A FUSE mount, in a mount namespace of its own, whose statfs blocks until released."""
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+        _missing("mounting FUSE needs root and /dev/fuse")
+    mount_point = tmp_path / "stale"
+    mount_point.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, os.path.join(PROJECT, "tests", "fusehang.py"), str(mount_point)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = _readline(proc, 20)
+        if not first.startswith("ready "):
+            _missing(f"tests/fusehang.py: {first}")
+        yield HungFuse(proc, int(first.split()[1]), str(mount_point))
+    finally:
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):
+            proc.stdin.write("quit\n")
+            proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("PISTATSD_REQUIRE_REAL") == "1":
+        pytest.fail(message + " and PISTATSD_REQUIRE_REAL=1", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.mark.real
+@pytest_twisted.inlineCallbacks
+def test_a_hung_fuse_mount_times_out_and_answers_later(hung_fuse: HungFuse) -> Any:
+    """Its statvfs really blocks in the kernel; the rest is measured, and nothing waits."""
+    pool = WorkerPool(reactor)
+    pool.startService()
+    service = FilesystemsService(
+        reactor,
+        pool,
+        timeout=0.5,
+        mountinfo=f"/proc/{hung_fuse.pid}/mountinfo",  # its mount namespace's table
+        path_root=f"/proc/{hung_fuse.pid}/root",  # and its paths
+    )
+    service.startService()
+    try:
+        started = reactor.seconds()
+        yield within(_until(lambda: bool(_entry(service, hung_fuse.mount_point))))
+        entry = _entry(service, hung_fuse.mount_point)
+        assert entry["error"] == "timeout", entry
+        assert entry["fstype"] == "fuse.hangfs"
+        assert entry["total"] is None
+        assert reactor.seconds() - started < 5
+        assert _entry(service, "/")["total"] > 0  # the local filesystems went on
+        for _ in range(5):  # more samples: still one stuck call, not five
+            yield deferLater(reactor, 0.1, service.section)
+        assert service.stuck_calls == 1
+        hung_fuse.command("release")
+        yield within(_until(lambda: "error" not in _entry(service, hung_fuse.mount_point)))
+        entry = _entry(service, hung_fuse.mount_point)
+        assert (entry["total"], entry["free"], entry["percent"]) == (4096000, 1228800, 66.7)
+        assert entry["inodes_percent"] == 40.0
+        assert service.stuck_calls == 0
+    finally:
+        service.stopService()
+        yield within(pool.stopService())
+
+
+@pytest.mark.real
+def test_the_daemon_reports_a_hung_mount_and_still_stops_in_time(
+    hung_fuse: HungFuse, tmp_path: Path
+) -> None:
+    """The real daemon, in the namespace that has the hung mount: /stats answers, SIGTERM
+    ends it within 10 s although a thread is stuck in statfs."""
+    nsenter = shutil.which("nsenter")
+    if nsenter is None:
+        _missing("nsenter (util-linux) is not installed")
+    d = Daemon(["--state-dir", str(tmp_path / "state"), "--process-interval", "0"])
+    d.argv = [nsenter, f"--mount=/proc/{hung_fuse.pid}/ns/mnt", "--", *d.argv]
+    d.start()
+    try:
+        d.wait_for("has not answered statvfs", timeout=20)
+        # ?interval= answers after 1.5 s with the latest snapshot then: one taken after
+        # the timeout was noticed.
+        status, _, body = d.get("/stats?interval=1.5", headers={"Host": "localhost"})
+        assert status == 200
+        snapshot = json.loads(body)
+        entries = {e["mount"]: e for e in snapshot["filesystems"]}
+        assert entries[hung_fuse.mount_point]["error"] == "timeout"
+        assert entries["/"]["total"] > 0
+        assert snapshot["processes"] is None
+        started = time.monotonic()
+        assert d.stop(timeout=10) == 0
+        assert time.monotonic() - started < 10
+        assert "blocked call(s) of the machine collectors" in d.text()
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(10)
+
+
+# -- the statvfs helper process -----------------------------------------------------------
+
+
+def test_helper_measures_and_reports_errors(tmp_path: Path) -> None:
+    helper = HelperStatvfs()
+    try:
+        st = helper(str(tmp_path))
+        assert st.f_blocks == os.statvfs(str(tmp_path)).f_blocks
+        with pytest.raises(FileNotFoundError):
+            helper(str(tmp_path / "missing"))
+        with pytest.raises(OSError) as raised:
+            helper(str(tmp_path / "missing"))
+        assert raised.value.strerror == "No such file or directory"
+    finally:
+        helper.close()
+
+
+def test_helper_that_dies_fails_its_calls_and_is_started_again(tmp_path: Path) -> None:
+    # A helper that reads one request and dies without answering.
+    helper = HelperStatvfs([sys.executable, "-c", "import sys; sys.stdin.readline()"])
+    with pytest.raises(OSError) as raised:
+        helper(str(tmp_path))
+    assert raised.value.errno == 5
+    assert "ended" in str(raised.value)
+    with pytest.raises(OSError):  # a new one was started for this call
+        helper(str(tmp_path))
+    helper.close()
+
+
+def test_helper_close_does_not_wait_and_it_ends() -> None:
+    helper = HelperStatvfs()
+    helper("/")
+    process = helper._process
+    assert process is not None
+    helper.close()
+    assert process.wait(10) == 0

@@ -10,7 +10,12 @@ to the L{WorkerPool}:
    call, which C{statvfs}es them one after the other (a few microseconds
    each);
  - every other mount (network, FUSE, unknown types) gets a call of its own,
-   and so does a local one once it has been stuck.
+   and so does a local one once it has been stuck;
+ - FUSE mounts are measured by a helper process
+   (L{pistatsd.machine.statvfs_helper}): the kernel waits for a stuck FUSE
+   server uninterruptibly, and a thread of ours caught there would keep the
+   daemon from ever exiting.  NFS and CIFS waits are killable: their
+   stuck threads die with the process.
 
 A call that has not answered within C{timeout} seconds makes its mount
 report C{"error": "timeout"} (the measured fields C{null}; the mount, device,
@@ -41,6 +46,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pistatsd.machine.mounts import Mount, device_name, parse_mountinfo, select_filesystems
+from pistatsd.machine.statvfs_helper import HelperStatvfs
 from pistatsd.machine.threads import Runner
 
 _log = Logger()
@@ -162,6 +168,9 @@ class FilesystemsService(Service):
         machine itself, the host's root when run in a container that mounts it.
     @param sys_root: where sysfs is, to name the device of C{/dev/root}.
     @param statvfs: C{os.statvfs}, or a stand-in in tests.
+    @param fuse_statvfs: what measures FUSE mounts: by default a helper process
+        (L{HelperStatvfs}, started when the first FUSE mount is measured), so a
+        stuck FUSE server cannot keep the daemon from exiting.
     """
 
     def __init__(
@@ -174,6 +183,7 @@ class FilesystemsService(Service):
         path_root: str = "/",
         sys_root: str = "/sys",
         statvfs: StatVfs = os.statvfs,
+        fuse_statvfs: StatVfs | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, not {timeout!r}")
@@ -185,6 +195,8 @@ class FilesystemsService(Service):
         self._path_root = path_root
         self._sys_root = sys_root
         self._statvfs = statvfs
+        self._helper = HelperStatvfs() if fuse_statvfs is None else None
+        self._fuse_statvfs: StatVfs = fuse_statvfs or self._helper  # type: ignore[assignment]
         self._mounts: list[Mount] = []
         self._devices: dict[int, str] = {}
         self._entries: dict[int, Entry] = {}
@@ -213,6 +225,8 @@ class FilesystemsService(Service):
     def stopService(self) -> None:
         """Stop measuring; calls in progress are left to the pool's shutdown."""
         super().stopService()
+        if self._helper is not None:
+            self._helper.close()
         for call in set(self._outstanding.values()):
             if call.timer is not None and call.timer.active():
                 call.timer.cancel()
@@ -285,7 +299,9 @@ class FilesystemsService(Service):
         return device_name(mount, self._sys_root)
 
     def _start(self, mounts: list[Mount]) -> None:
-        call = _Call(mounts, self._path_root, self._statvfs, started=self._clock.seconds())
+        # FUSE mounts are never in a shared call (not local): each call is one kind.
+        statvfs = self._fuse_statvfs if mounts[0].fuse else self._statvfs
+        call = _Call(mounts, self._path_root, statvfs, started=self._clock.seconds())
         for mount in mounts:
             self._outstanding[mount.mount_id] = call
         call.timer = self._clock.callLater(self._timeout, self._time_out, call)

@@ -126,6 +126,12 @@ class Mount:
     """The filesystem's own options (the last field), e.g. C{hidepid=invisible} of procfs."""
 
     @property
+    def fuse(self) -> bool:
+        """A FUSE filesystem: a stuck server holds its callers unkillably (see
+        L{pistatsd.machine.statvfs_helper})."""
+        return self.fstype in ("fuse", "fuseblk") or self.fstype.startswith("fuse.")
+
+    @property
     def local(self) -> bool:
         """Whether C{statvfs} on it can be trusted to answer (see L{LOCAL_TYPES})."""
         return self.fstype in LOCAL_TYPES
