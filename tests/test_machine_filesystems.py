@@ -67,6 +67,7 @@ PI_MOUNTINFO = "\n".join(
         "39 22 0:43 / /tmp rw,nosuid,nodev - tmpfs tmpfs rw",
         "40 22 0:44 / /var/log rw,nosuid,nodev - tmpfs log2ram rw,size=131072k",
         "41 22 179:3 / /mnt/archive ro,relatime - ext4 /dev/mmcblk0p3 rw",
+        "46 22 179:4 / /mnt/backup ro,relatime - ext4 /dev/mmcblk0p4 ro",
         "42 22 0:45 / /proc/sys/fs/binfmt_misc rw - binfmt_misc binfmt_misc rw",
         "43 22 0:46 / /mnt/auto rw - autofs systemd-1 rw,fd=36",
         "44 22 0:47 / /mnt/sshfs rw,nosuid - fuse.sshfs pi@host:/ rw,user_id=0",
@@ -83,11 +84,12 @@ EXPECTED_MOUNTS = [
     "/tmp",
     "/var/log",
     "/mnt/archive",
+    "/mnt/backup",
     "/mnt/sshfs",
 ]
 
 LOCAL_MOUNTS = ["/", "/run", "/boot/firmware", "/media/pi/USB DISK", "/tmp", "/var/log",
-                "/mnt/archive"]  # fmt: skip
+                "/mnt/archive", "/mnt/backup"]  # fmt: skip
 
 
 def statvfs_result(
@@ -218,11 +220,12 @@ class MountTableTests(SynchronousTestCase):
         self.assertEqual(unescape(r"/media/a\040b\011c\012d\134e"), "/media/a b\tc\nd\\e")
         self.assertEqual(unescape("/media/Müll"), "/media/Müll")
         mounts = {m.mount_point: m for m in parse_mountinfo(PI_MOUNTINFO)}
-        self.assertTrue(mounts["/mnt/archive"].read_only)  # per-mount ro
         self.assertTrue(mounts["/snap/core22/1380"].read_only)
         self.assertFalse(mounts["/"].read_only)
         sb_ro = parse_mountinfo("50 1 8:3 / /mnt/x rw - ext4 /dev/sda3 ro,errors=remount-ro")
         self.assertTrue(sb_ro[0].read_only)  # the filesystem went read-only (errors)
+        # A read-only view of a writable disk (ProtectSystem=strict, a ro bind) is not.
+        self.assertFalse(mounts["/mnt/archive"].read_only)
 
     def test_dev_root_named_from_sysfs(self) -> None:
         sys_root = Path(self.mktemp())
@@ -258,7 +261,7 @@ class MountTableTests(SynchronousTestCase):
         )
         vfat = usage(mount, "/dev/sda1", statvfs_result(files=0, ffree=0, flag=os.ST_RDONLY))
         self.assertIsNone(vfat["inodes_percent"])
-        self.assertTrue(vfat["read_only"])
+        self.assertFalse(vfat["read_only"])  # f_flag has this mount's view in it
         empty = usage(mount, "/dev/sda1", statvfs_result(blocks=0, bfree=0, bavail=0))
         self.assertEqual(empty["percent"], 0.0)
 
@@ -301,7 +304,8 @@ class ServiceTests(ServiceCase):
         self.assertEqual(entries["/"]["device"], "/dev/root")
         self.assertEqual(entries["/"]["total"], 1000 * 4096)
         self.assertNotIn("error", entries["/"])
-        self.assertTrue(entries["/mnt/archive"]["read_only"])
+        self.assertTrue(entries["/mnt/backup"]["read_only"])
+        self.assertFalse(entries["/mnt/archive"]["read_only"])
 
     def test_local_filesystems_share_one_call_the_others_one_each(self) -> None:
         self.service()

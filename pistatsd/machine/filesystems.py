@@ -87,7 +87,8 @@ def usage(mount: Mount, device: str, st: os.statvfs_result) -> Entry:
         "free": free,
         "percent": round(used / usable * 100.0, 1) if usable > 0 else 0.0,
         "inodes_percent": inodes_percent,
-        "read_only": mount.read_only or bool(st.f_flag & os.ST_RDONLY),
+        # Not f_flag: it has this mount's read-only flag too (see Mount.read_only).
+        "read_only": mount.read_only,
     }
 
 

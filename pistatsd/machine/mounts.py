@@ -122,6 +122,7 @@ class Mount:
     fstype: str
     source: str
     read_only: bool
+    """The filesystem is read-only (its super-block flag, whatever this mount's view)."""
     super_options: str = ""
     """The filesystem's own options (the last field), e.g. C{hidepid=invisible} of procfs."""
 
@@ -157,11 +158,14 @@ def parse_mountinfo(text: str) -> list[Mount]:
         try:
             separator = fields.index("-", 6)
             mount_id = int(fields[0])
-            device_number, root, mount_point, options = fields[2], fields[3], fields[4], fields[5]
+            device_number, root, mount_point = fields[2], fields[3], fields[4]
             fstype, source, super_options = fields[separator + 1 : separator + 4]
         except (ValueError, IndexError):
             continue
-        read_only = "ro" in options.split(",") or "ro" in super_options.split(",")
+        # The filesystem's own flag, not this mount's: systemd's ProtectSystem=strict
+        # makes every mount of the daemon's namespace read-only, while the question
+        # is whether the disk is (mounted ro, or remounted ro after errors).
+        read_only = "ro" in super_options.split(",")
         mounts.append(
             Mount(
                 mount_id=mount_id,
