@@ -1,6 +1,6 @@
 """What sampling costs: CPU of the real sampler at defaults, and how long it stalls the reactor.
 
-    python3 bench/sampling.py                    # 60 s probe only, then 60 s sampling
+    python3 bench/sampling.py                    # 60 s sampling, then 60 s with the probe
     python3 bench/sampling.py --seconds 20 --processes 300   # idle `sleep`s up to 300
 
 Runs the daemon's own sampler, in a real reactor on the monotonic clock, at
@@ -10,17 +10,20 @@ measured in worker threads (filesystems, processes), and the machine parts
 of ``pistatsd.machine.wiring`` when that module exists.  Each snapshot is
 also encoded to JSON, as the sampler does.
 
-Two phases of ``--seconds`` each, both with a probe: a ``LoopingCall`` every
-5 ms that records how late it runs (a stall of the reactor shows as
-lateness).  Phase one runs the probe alone, phase two the probe and the
-sampler; the sampler's CPU is the difference of the process's CPU time
-(``getrusage``: every thread) between them, as a percentage of one core.
-The stall figures are phase two's lateness, max and 99th percentile.
+Two phases of ``--seconds`` each.  Phase one runs the sampler alone: its
+CPU is the process's CPU time (``getrusage``: every thread, the workers
+included) over the wall time, as a percentage of one core.  Phase two adds a
+probe: a ``LoopingCall`` every 5 ms that records how late it runs, so any
+stall of the reactor shows as lateness (max and 99th percentile).  On a
+machine busy with other work the probe's lateness also counts the time the
+kernel gave to other processes, so each call of the sampler's ``sample``
+(everything the reactor thread does for a snapshot) is timed as well: that
+is the stall sampling itself causes, whatever else runs.
 
 With ``--processes N`` it first starts idle ``sleep`` children until the
 machine has about N processes (the target is stated for 300), and ends them
 afterwards.  Prints one JSON line.  Exit status 1 when a target is missed
-(2 % of one core, no stall over 10 ms).
+(2 % of one core; no sample holding the reactor over 10 ms).
 """
 
 from __future__ import annotations
@@ -165,7 +168,16 @@ def run(a: argparse.Namespace, sleepers: int) -> int:
     sampler.setServiceParent(top)
 
     lateness: list[float] = []
-    probe_state = {"expected": None}
+    probe_state: dict[str, float | None] = {"expected": None}
+    sample_times: list[float] = []
+    sample = sampler.sample
+
+    def timed_sample() -> None:
+        started = time.perf_counter()
+        sample()
+        sample_times.append(time.perf_counter() - started)
+
+    sampler.sample = timed_sample  # type: ignore[method-assign]
 
     def probe() -> None:
         now = time.monotonic()
@@ -177,42 +189,43 @@ def run(a: argparse.Namespace, sleepers: int) -> int:
     result: dict[str, object] = {}
     marks: dict[str, float] = {}
 
+    def start_sampling() -> None:
+        top.startService()
+        # The first seconds start threads and take the first scans: left out.
+        reactor.callLater(2.0, measure_cpu)
+
+    def measure_cpu() -> None:
+        marks["cpu"], marks["wall"] = cpu_seconds(), time.monotonic()
+        reactor.callLater(a.seconds, start_probe)
+
     def start_probe() -> None:
+        cpu = cpu_seconds() - marks["cpu"]
+        wall = time.monotonic() - marks["wall"]
+        result["cpu_percent_sampling"] = round(cpu / wall * 100, 3)
+        sample_times.clear()
         loop = LoopingCall(probe)
         loop.clock = reactor
         loop.start(PROBE_STEP)
-        marks["idle_cpu"], marks["idle_wall"] = cpu_seconds(), time.monotonic()
-        reactor.callLater(a.seconds, start_sampling)
-
-    def start_sampling() -> None:
-        idle_cpu = cpu_seconds() - marks["idle_cpu"]
-        idle_wall = time.monotonic() - marks["idle_wall"]
-        result["cpu_percent_probe_only"] = round(idle_cpu / idle_wall * 100, 3)
-        lateness.clear()
-        top.startService()
-        marks["cpu"], marks["wall"] = cpu_seconds(), time.monotonic()
         reactor.callLater(a.seconds, finish)
 
     def finish() -> None:
-        cpu = cpu_seconds() - marks["cpu"]
-        wall = time.monotonic() - marks["wall"]
-        total = cpu / wall * 100
         latest = sampler.latest
         result.update(
-            cpu_percent_with_sampling=round(total, 3),
-            cpu_percent_sampling=round(total - float(result["cpu_percent_probe_only"]), 3),
             stall_max_ms=round(max(lateness, default=0.0) * 1000, 2),
             stall_p99_ms=round(percentile(lateness, 0.99) * 1000, 2),
+            sample_max_ms=round(max(sample_times, default=0.0) * 1000, 2),
+            sample_p99_ms=round(percentile(sample_times, 0.99) * 1000, 2),
+            sample_median_ms=round(percentile(sample_times, 0.5) * 1000, 2),
             probes=len(lateness),
-            snapshots=len(sampler.history_encoded()),
             snapshot_bytes=len(sampler.latest_json),
             processes=(latest.get("processes") or {}).get("total"),
             mounts=len(latest.get("filesystems") or []),
             parts=sorted(latest),
+            load_average=[round(x, 2) for x in os.getloadavg()],
         )
         top.stopService().addBoth(lambda _: reactor.stop())
 
-    reactor.callWhenRunning(start_probe)
+    reactor.callWhenRunning(start_sampling)
     reactor.run()
     result.update(
         per_operation_costs(),
@@ -224,7 +237,7 @@ def run(a: argparse.Namespace, sleepers: int) -> int:
     )
     result["ok"] = bool(
         float(result["cpu_percent_sampling"]) <= CPU_TARGET
-        and float(result["stall_max_ms"]) <= STALL_TARGET_MS
+        and float(result["sample_max_ms"]) <= STALL_TARGET_MS
     )
     print(json.dumps(result))
     return 0 if result["ok"] else 1
