@@ -524,6 +524,18 @@ def test_pool_runs_off_the_reactor_thread() -> Any:
         yield pool.run(lambda: 1)
 
 
+def test_pool_without_threads_runs_inline() -> None:
+    """A reactor that takes no calls from threads (a memory reactor in a test of the
+    whole daemon) could never get a result back: the pool runs the work at once."""
+    from twisted.internet.testing import MemoryReactorClock
+
+    pool = WorkerPool(MemoryReactorClock())
+    pool.startService()
+    d = pool.run(lambda: threading.current_thread().name)
+    assert d.called and d.result == threading.current_thread().name
+    pool.stopService()
+
+
 @pytest_twisted.inlineCallbacks
 def test_pool_stop_does_not_wait_for_a_stuck_call() -> Any:
     release = threading.Event()

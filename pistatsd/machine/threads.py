@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -81,6 +81,9 @@ class WorkerPool(Service):
             raise ValueError(f"max_threads must be at least 1, not {max_threads!r}")
         self._reactor: IReactorFromThreads = reactor
         self._clock: IReactorTime = reactor
+        #: A reactor that cannot take calls from other threads (a test's
+        #: MemoryReactorClock) could never be handed a result: work runs inline.
+        self._threaded = IReactorFromThreads.providedBy(reactor)
         self.max_threads = max_threads
         self._grace = grace
         self._name = name
@@ -102,6 +105,8 @@ class WorkerPool(Service):
         """
         if self._pool is None:
             return fail(PoolStopped("the machine worker threads are not running"))
+        if not self._threaded:
+            return maybeDeferred(f, *args, **kwargs)
         self._busy += 1
         d: Deferred[_T] = deferToThreadPool(self._reactor, self._pool, f, *args, **kwargs)
         d.addBoth(self._done)
