@@ -64,6 +64,14 @@ def _parse_int(text: Any) -> int:
     return parsed
 
 
+def _parse_process_interval(text: Any) -> float:
+    """0 (off), or at least a second: a scan costs milliseconds, more often buys nothing."""
+    value = _parse_float(text)
+    if 0 < value < 1:
+        raise ValueError("0 turns scanning off; otherwise at least 1")
+    return value
+
+
 def _parse_str(text: Any) -> str:
     if not isinstance(text, str):
         raise ValueError("not a string")
@@ -162,6 +170,15 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "S",
         minimum=1,
         maximum=86400,
+    ),
+    OptionSpec(
+        "process-interval",
+        _parse_process_interval,
+        5.0,
+        "Top-process scan period (0 = off, else at least 1).",
+        "S",
+        minimum=0,
+        maximum=3600,
     ),
     OptionSpec(
         "heartbeat",
@@ -342,6 +359,7 @@ class Config:
     state_dir: str = field(factory=default_state_dir)
     sample_interval: float = 1.0
     history_seconds: float = 3600.0
+    process_interval: float = 5.0
     heartbeat: float = 60.0
     max_body: int = 65536
     max_connections: int = 1024

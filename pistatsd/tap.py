@@ -21,6 +21,7 @@ from pistatsd.config import OPTIONS, Config
 from pistatsd.errors import StartupError
 from pistatsd.heartbeat import heartbeat_service
 from pistatsd.influx.wiring import influx_parts
+from pistatsd.machine.background import threaded_parts
 from pistatsd.machine.wiring import machine_parts
 from pistatsd.metrics import ConnectionMetrics, RequestCounter, SystemMetrics, registry_of
 from pistatsd.sampler import Sampler
@@ -131,12 +132,14 @@ def _compose(config: Config, reactor: Any) -> MultiService:
     origins = OriginPolicy.from_config(config.allowed_origin)
 
     sensors = sensors_parts(config, reactor)
+    # Filesystems and processes: measured in worker threads, off the reactor.
+    threaded = threaded_parts(config, reactor)
     sampler = Sampler(
         clock=reactor,
         interval=config.sample_interval,
         history_seconds=config.history_seconds,
         max_pending=config.max_pending_intervals,
-        sections=(sensors.section,),
+        sections=(sensors.section, *threaded.sections),
         parts=machine_parts(config, reactor),
     )
     websockets = websocket_parts(
@@ -186,6 +189,7 @@ def _compose(config: Config, reactor: Any) -> MultiService:
     ports = ", ".join(config.port + config.tls)
     services: list[IService] = [
         sensors.service,
+        threaded,
         sampler,
         *influx.services,
         websockets.hub,

@@ -10,6 +10,7 @@ sets.  C{systemd-analyze verify} checks the unit files where it is installed.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import shlex
@@ -248,6 +249,9 @@ def test_service_unit_directives():
     assert "@system-service" in service["SystemCallFilter"]
     # psutil reads /proc/stat, /proc/meminfo...: ProcSubset=pid would hide them.
     assert service.get("ProcSubset", ["all"])[-1] == "all"
+    # The process list needs every /proc/<pid>: invisible/noaccess/ptraceable would
+    # leave a dynamic user its own processes only.
+    assert service.get("ProtectProc", ["default"])[-1] == "default"
     argv = shlex.split(one("ExecStart"))
     assert "--nodaemon" in argv or "-n" in argv
     assert "--pidfile=" in argv
@@ -457,3 +461,56 @@ def test_survives_memory_deny_write_execute(tmp_path):
         assert re.search(r"MemoryError|Traceback", d.text()) is None
     finally:
         assert d.stop() == 0
+
+
+# -- what the unit's /proc settings let a dynamic user see ---------------------------------
+
+#: How systemd mounts the unit's /proc (systemd.exec(5)): ProtectProc= is procfs's
+#: hidepid= option, ProcSubset=pid its subset=pid.
+HIDEPID = {"default": None, "invisible": "invisible", "ptraceable": "ptraceable",
+           "noaccess": "noaccess"}  # fmt: skip
+
+
+def _scan_as_a_dynamic_user(protect_proc: str, proc_subset: str) -> dict[str, object]:
+    """The process scan of pistatsd run as an unprivileged user (as DynamicUser= makes),
+    in a mount namespace whose /proc is mounted the way those two settings mount it."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a procfs needs root")
+    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
+    if unshare is None or setpriv is None:
+        pytest.skip("unshare and setpriv (util-linux) are needed")
+    options = [f"hidepid={HIDEPID[protect_proc]}"] if HIDEPID[protect_proc] else []
+    if proc_subset == "pid":
+        options.append("subset=pid")
+    probe = (
+        "import json, os; from pistatsd.machine.processes import ProcessScanner; "
+        "s = ProcessScanner().scan(); "
+        "print(json.dumps({'total': s['total'], 'pid1': os.path.exists('/proc/1/stat'), "
+        "'meminfo': os.path.exists('/proc/meminfo')}))"
+    )
+    script = (
+        f"mount -t proc -o {','.join(options) or 'defaults'} proc /proc && "
+        f"exec {setpriv} --reuid=61234 --regid=61234 --clear-groups "
+        f"{shlex.quote(sys.executable)} -c {shlex.quote(probe)}"
+    )
+    result = subprocess.run(
+        [unshare, "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_units_proc_shows_a_dynamic_user_every_process():
+    service = unit(SERVICE)["Service"]
+    seen = _scan_as_a_dynamic_user(
+        service.get("ProtectProc", ["default"])[-1], service.get("ProcSubset", ["all"])[-1]
+    )
+    assert seen["pid1"], seen  # root's init: another user's process
+    assert seen["total"] > 2, seen
+    assert seen["meminfo"], seen  # psutil's system-wide files
+    # The setting this replaces would have shown the scan its own process only.
+    assert _scan_as_a_dynamic_user("invisible", "all")["total"] == 1
