@@ -17,7 +17,7 @@ from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.hosts import HostPolicy, HostRules
 from pistatsd.web.routes import mount
 from pistatsd.web.site import PistatsdSite
-from pistatsd.ws.broadcast import Broadcaster
+from pistatsd.ws.broadcast import Broadcaster, slim
 from pistatsd.ws.hub import WebSocketHub
 from pistatsd.ws.origins import OriginPolicy, origin_key
 from pistatsd.ws.wiring import websocket_routes
@@ -278,3 +278,25 @@ class ShutdownTests(WebSocketTestCase):
         self.successResultOf(d)
         self.assertTrue(client.http.transport.disconnecting)
         self.assertEqual(self.hub.count, 0)
+
+
+class SlimHistoryTests(SynchronousTestCase):
+    """The hello's history carries what the charts draw, rates included, and nothing else."""
+
+    def test_network_and_disk_rates_are_kept(self) -> None:
+        full = {
+            "timestamp": 2.0,
+            "cpu": {"percent": 7.0, "count": 2},
+            "net": {"rx_bytes": 10, "rx_bytes_per_s": 100.0, "tx_bytes_per_s": None},
+            "disk_io": {"mmcblk0": {"read_bytes_per_s": 1.0, "write_bytes_per_s": 2.0, "x": 3}},
+            "filesystems": [{"mount": "/"}],
+        }
+        self.assertEqual(
+            slim(full),
+            {
+                "timestamp": 2.0,
+                "cpu": {"percent": 7.0},
+                "net": {"rx_bytes_per_s": 100.0, "tx_bytes_per_s": None},
+                "disk_io": {"mmcblk0": {"read_bytes_per_s": 1.0, "write_bytes_per_s": 2.0}},
+            },
+        )

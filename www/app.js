@@ -56,7 +56,7 @@
     series.cpu.push(num(snap.cpu && snap.cpu.percent));
     series.memory.push(num(snap.memory && snap.memory.percent));
     series.temperature.push(num(snap.temperature && snap.temperature.celsius));
-    // Rates: null in the first sample and in the hello's slim history (gaps in the chart).
+    // Rates: null in the first sample (a gap in the chart); the slim history carries them too.
     series.rx.push(num(snap.net && snap.net.rx_bytes_per_s));
     series.tx.push(num(snap.net && snap.net.tx_bytes_per_s));
     const io = diskTotals(snap.disk_io);

@@ -37,6 +37,16 @@ def slim(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     cpu = snapshot.get("cpu")
     if isinstance(cpu, Mapping) and cpu.get("load"):
         out["cpu"]["load"] = cpu["load"]
+    net = snapshot.get("net")
+    if isinstance(net, Mapping):
+        out["net"] = {key: net.get(key) for key in ("rx_bytes_per_s", "tx_bytes_per_s")}
+    disks = snapshot.get("disk_io")
+    if isinstance(disks, Mapping):
+        out["disk_io"] = {
+            name: {key: disk.get(key) for key in ("read_bytes_per_s", "write_bytes_per_s")}
+            for name, disk in disks.items()
+            if isinstance(disk, Mapping)
+        }
     return out
 
 
