@@ -29,6 +29,25 @@ INFLUX_OFF: Mapping[str, object] = {
     "retrying": False,
 }
 
+#: C{/health}'s C{"history"} with C{--history-db none}: the keys of
+#: L{pistatsd.history.service.HistoryService.state} (compared by a test too).
+HISTORY_OFF: Mapping[str, object] = {
+    "enabled": False,
+    "path": None,
+    "open": False,
+    "size_bytes": 0,
+    "max_bytes": 0,
+    "series": 0,
+    "oldest": None,
+    "pending_rows": 0,
+    "dropped_rows": 0,
+    "last_flush": None,
+    "last_flush_seconds": None,
+    "last_flush_cpu_seconds": None,
+    "flush_failures": 0,
+    "last_error": None,
+}
+
 #: C{/health}'s C{"websockets"} before a hub is attached: the keys of
 #: L{pistatsd.ws.hub.WebSocketHub.detail}, zero or null (compared by a test too).
 WEBSOCKETS_IDLE: Mapping[str, object] = {
@@ -47,6 +66,11 @@ WEBSOCKETS_IDLE: Mapping[str, object] = {
 def influx_off() -> dict[str, Any]:
     """The reporter state of a daemon that does not report to InfluxDB."""
     return dict(INFLUX_OFF)
+
+
+def history_off() -> dict[str, Any]:
+    """The history state of a daemon without a history database."""
+    return dict(HISTORY_OFF)
 
 
 def websockets_idle() -> dict[str, Any]:
@@ -72,6 +96,7 @@ class DaemonStatus:
     websocket_clients: Callable[[], int] = lambda: 0
     websocket_detail: Callable[[], Mapping[str, Any]] = field(default=websockets_idle)
     influx: Callable[[], Mapping[str, Any]] = field(default=influx_off)
+    history: Callable[[], Mapping[str, Any]] = field(default=history_off)
     wall: Callable[[], float] = time.time
     _started_at: float = field(default=0.0, init=False)
 
@@ -96,4 +121,5 @@ class DaemonStatus:
             "websocket_clients": self.websocket_clients(),
             "websockets": dict(self.websocket_detail()),
             "influx": dict(self.influx()),
+            "history": dict(self.history()),
         }

@@ -154,6 +154,7 @@ def makeService(options: Options | Config, reactor: Any = None) -> MultiService:
 
 def _compose(config: Config, reactor: IReactorTime) -> MultiService:
     from pistatsd.heartbeat import heartbeat_service
+    from pistatsd.history.metrics import HistoryCollector
     from pistatsd.listening import ListeningService
     from pistatsd.metrics import DaemonCollector, Metrics
     from pistatsd.sampler import Sampler
@@ -226,6 +227,15 @@ def _compose(config: Config, reactor: IReactorTime) -> MultiService:
         reporter = influx_service(config, reactor, tally=tally, sampler=sampler, sensors=sensors)
         reporter.setServiceParent(top)
         status.influx = reporter.state
+
+    from pistatsd.history.wiring import history_service
+
+    history = history_service(config, reactor, lambda: sampler.latest)
+    if history is not None:
+        history_parent, history_store = history
+        history_parent.setServiceParent(top)
+        status.history = history_store.state
+        metrics.registry.register(HistoryCollector(history_store.state))
 
     hub = _websockets(config, reactor, sampler, root, origins)
     hub.setServiceParent(top)
