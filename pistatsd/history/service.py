@@ -165,10 +165,9 @@ class HistoryService(Service):
         if self._store is None or self._flushing is not None or not len(self._buckets):
             return succeed(None)
         taken = self._inflight = self._buckets.take()
-        d = self._worker.run(_timed_write, self._store, taken)
+        d = self._flushing = self._worker.run(_timed_write, self._store, taken)
         d.addCallbacks(self._flushed, self._flush_failed, errbackArgs=(taken,))
         d.addBoth(self._flush_done)
-        self._flushing = d
         return d
 
     def _flushed(self, outcome: tuple[FlushResult, float, float]) -> None:
