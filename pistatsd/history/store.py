@@ -35,6 +35,8 @@ from pistatsd.history import schema
 from pistatsd.history.api import Resolution
 from pistatsd.history.buckets import Key, Part
 
+#: Seconds of buckets past the retention count that trigger a prune.
+PRUNE_EVERY = 3600
 #: Used pages past this fraction of the bound start a shrink.
 SHRINK_AT = 0.9
 #: Each shrink round keeps this fraction of the most any resolution keeps.
@@ -137,6 +139,10 @@ class HistoryStore:
             self.db.close()
             raise
         self._keep = {r.step: max(1, r.keep // r.step) for r in resolutions}
+        # Pruning waits until about an hour's buckets are over the count: one
+        # delete of whole pages an hour instead of a few rows at every flush,
+        # which would dirty (and write) the head pages of each table each time.
+        self._slack = {r.step: max(1, PRUNE_EVERY // r.step) for r in resolutions}
 
     def close(self) -> None:
         self.db.close()
@@ -225,7 +231,8 @@ class HistoryStore:
 
     def _prune(self, buckets: dict[int, list[int]]) -> None:
         for step, known in buckets.items():
-            self._delete_before(step, known, self._keep[step])
+            if len(known) > self._keep[step] + self._slack[step]:
+                self._delete_before(step, known, self._keep[step])
 
     def _shrink(self, buckets: dict[int, list[int]], force: bool = False) -> None:
         """Under the size bound: the same fraction of C{keep} for every resolution."""
