@@ -41,7 +41,7 @@ from twisted.internet.task import Clock  # noqa: E402
 
 from pistatsd.history import schema  # noqa: E402
 from pistatsd.history.service import HistoryService  # noqa: E402
-from pistatsd.history.store import open_store  # noqa: E402
+from pistatsd.history.store import _scaled, open_store  # noqa: E402
 from pistatsd.history.threads import DatabaseThread, InlineWorker  # noqa: E402
 
 NOW = 1_800_000_000
@@ -96,7 +96,16 @@ def fill(path: str, names: list[str]) -> float:
             for name, sid in zip(names, ids, strict=True):
                 a, b = value(name, rng), value(name, rng)
                 lo, hi = min(a, b), max(a, b)
-                rows.append((bucket, sid, lo, (lo + hi) / 2 * samples, hi, samples))
+                rows.append(
+                    (
+                        bucket,
+                        sid,
+                        _scaled(lo),
+                        _scaled((lo + hi) / 2 * samples),
+                        _scaled(hi),
+                        samples,
+                    )
+                )
             if len(rows) > 50_000:
                 db.executemany(schema.upsert_sql(step), rows)
                 rows = []

@@ -66,12 +66,16 @@ class Harness:
 def stored_rows(path: str, step: int) -> list[tuple[Any, ...]]:
     db = sqlite3.connect(path)
     try:
-        return db.execute(
+        rows = db.execute(
             f"SELECT s.name, p.bucket, p.min, p.sum, p.max, p.n FROM {schema.table(step)} p "
             "JOIN series s ON s.id = p.series_id ORDER BY p.bucket, s.name"
         ).fetchall()
     finally:
         db.close()
+    return [
+        (name, b, lo / store.SCALE, t / store.SCALE, hi / store.SCALE, n)
+        for name, b, lo, t, hi, n in rows
+    ]
 
 
 class RollupTests(SynchronousTestCase):
@@ -101,6 +105,18 @@ class RollupTests(SynchronousTestCase):
             answer.values["cpu.percent"],
             {"min": [10.0, 30.0], "avg": [15.0, 35.0], "max": [20.0, 40.0]},
         )
+
+    def test_stored_in_hundredths_and_huge_numbers_kept(self) -> None:
+        h = Harness(self, self.path)
+        h.service.record(
+            {"timestamp": T0, "cpu": {"percent": 12.3456}, "memory": {"available": 1e300}}
+        )
+        h.clock.advance(60)
+        again = Harness(self, self.path)
+        cpu = again.query(["cpu.percent"], T0, T0 + 10).values["cpu.percent"]
+        self.assertEqual(cpu, {"min": [12.35], "avg": [12.35], "max": [12.35]})
+        available = again.query(["memory.available"], T0, T0 + 10).values["memory.available"]
+        self.assertEqual(available["max"], [1e300])
 
     def test_nothing_is_written_before_the_flush_interval(self) -> None:
         h = Harness(self, self.path)

@@ -58,6 +58,7 @@ def configure(db: sqlite3.Connection) -> None:
     db.execute(f"PRAGMA page_size={PAGE_SIZE}")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
+    db.execute("PRAGMA wal_autocheckpoint=8000")
     db.execute("PRAGMA journal_size_limit=1048576")
 
 
