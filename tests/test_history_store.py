@@ -95,9 +95,17 @@ class RollupTests(SynchronousTestCase):
                 ("cpu.percent", T0 + 10, 30.0, 70.0, 40.0, 2),
             ],
         )
-        for step in (60, 900, 10800):
-            rows = [r for r in stored_rows(self.path, step) if r[0] == "cpu.percent"]
-            self.assertEqual(rows, [("cpu.percent", T0, 10.0, 100.0, 40.0, 4)])
+        rows = [r for r in stored_rows(self.path, 60) if r[0] == "cpu.percent"]
+        self.assertEqual(rows, [("cpu.percent", T0, 10.0, 100.0, 40.0, 4)])
+        # The open 15 min and 3 h buckets are written when they close, or
+        # rebuilt from the 1 min rows at the next start.
+        self.assertEqual(stored_rows(self.path, 900), [])
+        self.assertEqual(stored_rows(self.path, 10800), [])
+        coarse = h.query(["cpu.percent"], T0, T0 + 900, points=1)
+        self.assertEqual(coarse.step, 900)
+        self.assertEqual(
+            coarse.values["cpu.percent"], {"min": [10.0], "avg": [25.0], "max": [40.0]}
+        )
         answer = h.query(["cpu.percent"], T0, T0 + 20, points=2)
         self.assertEqual(answer.step, 10)
         self.assertEqual(answer.t, [T0, T0 + 10])
@@ -126,7 +134,7 @@ class RollupTests(SynchronousTestCase):
         self.assertEqual(h.service.state()["pending_rows"], 8)  # 2 series x 4 resolutions
         h.clock.advance(1)
         self.assertEqual(len(stored_rows(self.path, 10)), 2)
-        self.assertEqual(h.service.state()["pending_rows"], 0)
+        self.assertEqual(h.service.state()["pending_rows"], 4)  # the open 15 min and 3 h ones
 
     def test_unflushed_rows_are_in_the_answer(self) -> None:
         h = Harness(self, self.path)
@@ -151,6 +159,30 @@ class RollupTests(SynchronousTestCase):
             self.successResultOf(again.service.names()), ["cpu.percent", "memory.percent"]
         )
         self.assertEqual(self.successResultOf(again.service.oldest()), T0)
+
+    def test_open_coarse_bucket_rebuilt_after_a_crash(self) -> None:
+        h = Harness(self, self.path)
+        for i in range(3):
+            h.service.record(snapshot(T0 + 60 * i, float(i + 1)))
+            h.clock.advance(60)
+        # A kill -9: the connection goes without the shutdown flush.
+        h.service._store.close()
+        h.service.running = False
+        again = Harness(self, self.path)
+        rows = [r for r in stored_rows(self.path, 900) if r[0] == "cpu.percent"]
+        self.assertEqual(rows, [("cpu.percent", T0, 1.0, 6.0, 3.0, 3)])
+        again.service.record(snapshot(T0 + 600, 10.0))
+        again.service.record(snapshot(T0 + 900, 20.0))  # closes the 15 min bucket
+        again.clock.advance(60)
+        rows = [r for r in stored_rows(self.path, 900) if r[0] == "cpu.percent"]
+        self.assertEqual(rows, [("cpu.percent", T0, 1.0, 16.0, 10.0, 4)])
+        again.stop()
+        third = Harness(self, self.path)
+        answer = third.query(["cpu.percent"], T0, T0 + 3 * 3600, points=1)
+        self.assertEqual(answer.step, 10800)
+        self.assertEqual(
+            answer.values["cpu.percent"], {"min": [1.0], "avg": [36 / 5], "max": [20.0]}
+        )
 
     def test_null_samples_and_bad_timestamps_are_skipped(self) -> None:
         h = Harness(self, self.path)
@@ -366,10 +398,10 @@ class FailingWriteTests(SynchronousTestCase):
         self.broken = True
         real_write = store.HistoryStore.write
 
-        def write(this: store.HistoryStore, parts: Any) -> store.FlushResult:
+        def write(this: store.HistoryStore, parts: Any, latest: Any = None) -> store.FlushResult:
             if self.broken:
                 raise sqlite3.OperationalError("disk I/O error")
-            return real_write(this, parts)
+            return real_write(this, parts, latest)
 
         self.patch(store.HistoryStore, "write", write)
 
@@ -384,7 +416,7 @@ class FailingWriteTests(SynchronousTestCase):
         self.assertEqual(self.log.count("cannot write"), 1)
         self.broken = False
         h.clock.advance(60)
-        self.assertEqual(h.service.state()["pending_rows"], 0)
+        self.assertEqual(h.service.state()["pending_rows"], 4)  # the open 15 min and 3 h ones
         self.assertIsNone(h.service.state()["last_error"])
         rows = [r for r in stored_rows(self.path, 10) if r[0] == "cpu.percent"]
         self.assertEqual([r[2] for r in rows], [0.0, 1.0, 2.0, 3.0, 4.0])
@@ -440,6 +472,6 @@ class HealthTests(SynchronousTestCase):
         )
         h.clock.advance(60)
         families = {m.name: m.samples[0].value for m in HistoryCollector(h.service.state).collect()}
-        self.assertEqual(families["pistatsd_history_pending_rows"], 0)
+        self.assertEqual(families["pistatsd_history_pending_rows"], 4)
         self.assertIn("pistatsd_history_last_flush_timestamp_seconds", families)
         self.assertIn("pistatsd_history_flush_duration_seconds", families)

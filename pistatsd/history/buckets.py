@@ -33,9 +33,18 @@ def combine(into: Part, other: Part) -> None:
 class Buckets:
     """Bucket parts not yet written, for every resolution."""
 
-    def __init__(self, resolutions: Iterable[Resolution], limit: int) -> None:
+    def __init__(
+        self, resolutions: Iterable[Resolution], limit: int, deferred: Iterable[int] = ()
+    ) -> None:
+        """
+        @param deferred: steps whose open bucket stays here until it closes
+            (the store rebuilds it from a finer resolution after a restart).
+        """
         self.steps = tuple(r.step for r in resolutions)
         self.limit = limit
+        self.deferred = frozenset(deferred)
+        #: The timestamp of the last sample added: it says which buckets are open.
+        self.latest: float | None = None
         self.parts: dict[Key, Part] = {}
         #: Entries dropped at the limit, since start.
         self.dropped = 0
@@ -45,6 +54,7 @@ class Buckets:
 
     def add(self, timestamp: float, numbers: Mapping[str, float]) -> int:
         """Add one sample; returns how many entries were dropped at the limit."""
+        self.latest = timestamp
         parts = self.parts
         for step in self.steps:
             bucket = int(timestamp // step) * step
@@ -62,8 +72,13 @@ class Buckets:
         return self._bound()
 
     def take(self) -> dict[Key, Part]:
-        """Everything accumulated; the buckets start empty again."""
+        """Everything accumulated but the open buckets of deferred steps."""
         taken, self.parts = self.parts, {}
+        if self.deferred and self.latest is not None:
+            latest = self.latest
+            for key in [k for k in taken if k[0] in self.deferred]:
+                if key[1] == int(latest // key[0]) * key[0]:
+                    self.parts[key] = taken.pop(key)
         return taken
 
     def give_back(self, taken: Mapping[Key, Part]) -> int:

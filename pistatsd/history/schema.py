@@ -17,6 +17,12 @@ A query reads a bucket range and keeps the series asked for: as the
 resolution is chosen so that a range holds at most about C{points} buckets,
 that is at most C{points} times the number of series rows.
 
+The coarse resolutions (15 min, 3 h) are written when a bucket closes, not
+at every flush: rewriting their open bucket each minute would cost a quarter
+of the bytes written.  A kill -9 loses nothing by it: at start-up the open
+coarse bucket (the one of C{meta.latest}, the last sample written) is rebuilt
+from the 1 min rows, which are written at every flush.
+
 C{sum} and C{n} (not the mean) are stored so that a bucket can be written in
 parts and combined on conflict (a bucket still open at a flush, or continued
 after a restart): C{min(min)}, C{sum + sum}, C{max(max)}, C{n + n}.
@@ -67,6 +73,9 @@ def create(db: sqlite3.Connection, resolutions: tuple[Resolution, ...] = RESOLUT
     with db:
         db.execute(
             "CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)"
+        )
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value REAL) WITHOUT ROWID"
         )
         for resolution in resolutions:
             db.execute(

@@ -35,12 +35,25 @@ DEFAULT_MAX_PENDING = 50_000
 
 
 def _timed_write(
-    store: HistoryStore, parts: Mapping[Key, Part]
+    store: HistoryStore, parts: Mapping[Key, Part], latest: float | None
 ) -> tuple[FlushResult, float, float]:
     """Runs on the database thread: the write, its wall duration and its CPU time."""
     wall, cpu = time.perf_counter(), time.thread_time()
-    result = store.write(parts)
+    result = store.write(parts, latest)
     return result, time.perf_counter() - wall, time.thread_time() - cpu
+
+
+def deferred_steps(resolutions: Sequence[Resolution]) -> dict[int, int]:
+    """Coarse steps written only when a bucket closes, to the step they are rebuilt
+    from: those above the second resolution, which is written at every flush."""
+    if len(resolutions) < 3:
+        return {}
+    source = resolutions[1]
+    return {
+        r.step: source.step
+        for r in resolutions[2:]
+        if r.step % source.step == 0 and source.keep >= r.step
+    }
 
 
 class HistoryService(Service):
@@ -65,7 +78,8 @@ class HistoryService(Service):
         self._flush_interval = flush_interval
         self._max_bytes = max_bytes
         self._wall = wall
-        self._buckets = Buckets(resolutions, max_pending)
+        self._deferred = deferred_steps(resolutions)
+        self._buckets = Buckets(resolutions, max_pending, self._deferred)
         self._inflight: Mapping[Key, Part] = {}
         self._store: HistoryStore | None = None
         self._opening: Deferred[None] | None = None
@@ -89,7 +103,9 @@ class HistoryService(Service):
     def startService(self) -> None:
         super().startService()
         self._worker.start()
-        self._opening = self._worker.run(open_store, self.path, self._max_bytes, self.resolutions)
+        self._opening = self._worker.run(
+            open_store, self.path, self._max_bytes, self.resolutions, self._deferred
+        )
         self._opening.addCallbacks(self._opened, self._open_failed)
         self._loop = LoopingCall(self.flush)
         self._loop.clock = self._clock
@@ -165,7 +181,9 @@ class HistoryService(Service):
         if self._store is None or self._flushing is not None or not len(self._buckets):
             return succeed(None)
         taken = self._inflight = self._buckets.take()
-        d = self._flushing = self._worker.run(_timed_write, self._store, taken)
+        d = self._flushing = self._worker.run(
+            _timed_write, self._store, taken, self._buckets.latest
+        )
         d.addCallbacks(self._flushed, self._flush_failed, errbackArgs=(taken,))
         d.addBoth(self._flush_done)
         return d

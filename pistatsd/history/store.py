@@ -99,6 +99,7 @@ def open_store(
     path: str,
     max_bytes: int,
     resolutions: tuple[Resolution, ...] = schema.RESOLUTIONS,
+    deferred: Mapping[int, int] | None = None,
     wall: Callable[[], float] = time.time,
 ) -> Opened:
     """Open (or create) the database at C{path}; a bad one is moved aside and replaced.
@@ -108,12 +109,12 @@ def open_store(
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
-        return Opened(HistoryStore(path, max_bytes, resolutions), None, None)
+        return Opened(HistoryStore(path, max_bytes, resolutions, deferred), None, None)
     except (sqlite3.Error, OSError) as e:
         reason = f"{type(e).__name__}: {e}"
     target = move_aside(path, wall())
     try:
-        return Opened(HistoryStore(path, max_bytes, resolutions), target, reason)
+        return Opened(HistoryStore(path, max_bytes, resolutions, deferred), target, reason)
     except sqlite3.Error as e:
         raise OSError(f"cannot create {path}: {e}") from None
 
@@ -122,8 +123,16 @@ class HistoryStore:
     """One connection and what it knows of the file (series ids, buckets per table)."""
 
     def __init__(
-        self, path: str, max_bytes: int, resolutions: tuple[Resolution, ...] = schema.RESOLUTIONS
+        self,
+        path: str,
+        max_bytes: int,
+        resolutions: tuple[Resolution, ...] = schema.RESOLUTIONS,
+        deferred: Mapping[int, int] | None = None,
     ) -> None:
+        """
+        @param deferred: coarse step to the finer step its open bucket is
+            rebuilt from at start-up (see L{pistatsd.history.schema}).
+        """
         if os.path.isdir(path):
             raise IsADirectoryError(f"{path} is a directory")
         self.path = path
@@ -147,6 +156,7 @@ class HistoryStore:
                 ]
                 for r in resolutions
             }
+            self._rebuild(deferred or {})
         except BaseException:
             self.db.close()
             raise
@@ -158,6 +168,39 @@ class HistoryStore:
         self._slack = {
             step: max(1, min(PRUNE_EVERY // step, keep // 10)) for step, keep in self._keep.items()
         }
+
+    def _rebuild(self, deferred: Mapping[int, int]) -> None:
+        """Recompute the open bucket of each deferred resolution from its source."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'latest'").fetchone()
+        if row is None or not deferred:
+            return
+        (latest,) = row
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for step, source in deferred.items():
+                bucket = int(latest // step) * step
+                rows = self.buckets.get(source)
+                if not rows or rows[0] > bucket or step not in self.buckets:
+                    continue  # the source no longer holds all of it
+                self.db.execute(f"DELETE FROM {schema.table(step)} WHERE bucket = ?", (bucket,))
+                added = self.db.execute(
+                    f"INSERT INTO {schema.table(step)} (bucket, series_id, min, sum, max, n) "
+                    "SELECT ?, series_id, min(min), sum(sum), max(max), sum(n) "
+                    f"FROM {schema.table(source)} WHERE bucket >= ? AND bucket < ? "
+                    "GROUP BY series_id",
+                    (bucket, bucket, bucket + step),
+                ).rowcount
+                known = self.buckets[step]
+                i = bisect.bisect_left(known, bucket)
+                present = i < len(known) and known[i] == bucket
+                if added > 0 and not present:
+                    known.insert(i, bucket)
+                elif added <= 0 and present:
+                    del known[i]
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.db.close()
@@ -183,7 +226,7 @@ class HistoryStore:
         (free,) = self.db.execute("PRAGMA freelist_count").fetchone()
         return int(pages) - int(free)
 
-    def write(self, parts: Mapping[Key, Part]) -> FlushResult:
+    def write(self, parts: Mapping[Key, Part], latest: float | None = None) -> FlushResult:
         """Write every part in one transaction (combined with stored rows), prune, bound.
 
         On any error the transaction is rolled back, this object is unchanged
@@ -205,6 +248,10 @@ class HistoryStore:
                 self.db.execute("BEGIN IMMEDIATE")
                 self._shrink(buckets, force=True)
                 self._write(parts, series, buckets)
+            if latest is not None:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('latest', ?)", (latest,)
+                )
             self._prune(buckets)
             self._shrink(buckets)
             self.db.execute("COMMIT")
