@@ -126,7 +126,9 @@ def snapshots(names: list[str], start: int, seconds: int, rng: random.Random):
         yield t, {name: value(name, rng) for name in names}
 
 
-def bytes_written(path: str, names: list[str], hours: float) -> tuple[int, int, int]:
+def bytes_written(
+    path: str, names: list[str], hours: float, flush: int = 60
+) -> tuple[int, int, int]:
     """Feed C{hours} of 1 s samples through the service; (write_bytes, wchar, flushes)."""
     clock = Clock()
     service = HistoryService(path, clock=clock, worker=InlineWorker(), max_bytes=64 << 20)
@@ -139,7 +141,7 @@ def bytes_written(path: str, names: list[str], hours: float) -> tuple[int, int, 
 
     for t, numbers in snapshots(names, NOW, seconds, rng):
         service._buckets.add(float(t), numbers)  # record() minus flatten()
-        if (t - NOW) % 60 == 59:
+        if (t - NOW) % flush == flush - 1:
             service.flush()
             flushes += 1
     service.stopService()
@@ -188,6 +190,7 @@ def main() -> None:
     parser.add_argument("--series", type=int, default=40)
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--flush", type=int, default=60, help="--history-flush, seconds")
     parser.add_argument("--dir", default=None, help="where the file goes (not a tmpfs)")
     args = parser.parse_args()
     names = series_names(args.series)
@@ -200,7 +203,7 @@ def main() -> None:
         print(f"size after 2 years, {len(names)} series: {size / 2**20:.1f} MiB "
               f"({rows} rows, {size / rows:.1f} bytes/row; filled in {took:.1f} s)")  # fmt: skip
         started = time.perf_counter()
-        write_bytes, wchar, flushes = bytes_written(path, names, args.hours)
+        write_bytes, wchar, flushes = bytes_written(path, names, args.hours, args.flush)
         took = time.perf_counter() - started
         scale = 24 / args.hours
         print(f"written over {args.hours:g} h of samples ({flushes} flushes, {took:.1f} s): "
