@@ -10,6 +10,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -180,6 +181,54 @@ def test_sqlite_in_wal_mode() -> None:
         db = sqlite3.connect(os.path.join(directory, "h.sqlite3"))
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert db.execute("PRAGMA page_size").fetchone() == (1024,)
+        db.close()
+    finally:
+        shutil.rmtree(directory)
+
+
+_OPEN_AS_IS = (
+    "import json, sys\n"
+    "from pistatsd.history.store import open_store\n"
+    "opened = open_store(sys.argv[1], 1 << 20)\n"
+    "print(json.dumps([opened.moved_aside, opened.reason]))\n"
+)
+
+
+def test_unreadable_file_is_moved_aside() -> None:
+    """chmod 000: run as an unprivileged user (root reads anything), with no capabilities."""
+    directory = tempfile.mkdtemp()
+    try:
+        path = os.path.join(directory, "history.sqlite3")
+        with open(path, "wb") as f:
+            f.write(b"")
+        os.chmod(path, 0)
+        command = [sys.executable, "-c", _OPEN_AS_IS, path]
+        if os.geteuid() == 0:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                missing("setpriv is not installed (needed to open a file as nobody)")
+            os.chown(directory, 65534, 65534)
+            os.chown(path, 65534, 65534)
+            os.chmod(directory, 0o755)
+            command = [
+                setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", *command,
+            ]  # fmt: skip
+        project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ, PYTHONPATH=project),
+        )
+        assert done.returncode == 0, done.stderr
+        moved, reason = json.loads(done.stdout)
+        assert moved is not None and moved.startswith(path + ".corrupt-"), (moved, reason)
+        assert "unable to open" in reason
+        assert os.stat(moved).st_mode & 0o777 == 0  # the unreadable file, kept as it was
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         db.close()
     finally:
         shutil.rmtree(directory)
