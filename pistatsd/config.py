@@ -226,6 +226,32 @@ OPTIONS: tuple[OptionSpec, ...] = (
         maximum=86400,
     ),
     OptionSpec("access-log", _parse_str, None, "Combined-format access log file (off).", "FILE"),
+    # Durable history (SQLite)
+    OptionSpec(
+        "history-db",
+        _parse_str,
+        None,
+        "History database file ('none' = off; default <state-dir>/history.sqlite3).",
+        "FILE",
+    ),
+    OptionSpec(
+        "history-flush",
+        _parse_float,
+        60.0,
+        "Seconds between history writes (one transaction each, and at shutdown).",
+        "S",
+        minimum=1,
+        maximum=3600,
+    ),
+    OptionSpec(
+        "history-max-mb",
+        _parse_int,
+        64,
+        "Hard bound on the history database size in MiB; the oldest rows go first.",
+        "N",
+        minimum=1,
+        maximum=1 << 20,
+    ),
     # TLS (HTTPS + WSS)
     OptionSpec(
         "tls",
@@ -366,6 +392,9 @@ class Config:
     max_pending_intervals: int = 10000
     idle_timeout: float = 60.0
     access_log: str | None = None
+    history_db: str | None = None
+    history_flush: float = 60.0
+    history_max_mb: int = 64
     tls: tuple[str, ...] = ()
     cert: str | None = None
     key: str | None = None

@@ -31,6 +31,25 @@ INFLUX_OFF: Mapping[str, object] = {
     "retrying": False,
 }
 
+#: C{/health}'s C{"history"} with C{--history-db none}: the keys of
+#: L{pistatsd.history.service.HistoryService.state} (compared by a test too).
+HISTORY_OFF: Mapping[str, object] = {
+    "enabled": False,
+    "path": None,
+    "open": False,
+    "size_bytes": 0,
+    "max_bytes": 0,
+    "series": 0,
+    "oldest": None,
+    "pending_rows": 0,
+    "dropped_rows": 0,
+    "last_flush": None,
+    "last_flush_seconds": None,
+    "last_flush_cpu_seconds": None,
+    "flush_failures": 0,
+    "last_error": None,
+}
+
 #: C{/health}'s C{"websockets"} of a status built without a hub: the keys of
 #: L{pistatsd.ws.hub.WebSocketHub.detail}, zero or null (compared by a test too).
 WEBSOCKETS_IDLE: Mapping[str, object] = {
@@ -49,6 +68,11 @@ WEBSOCKETS_IDLE: Mapping[str, object] = {
 def influx_off() -> dict[str, Any]:
     """The reporter state of a daemon that does not report to InfluxDB."""
     return dict(INFLUX_OFF)
+
+
+def history_off() -> dict[str, Any]:
+    """The history state of a daemon without a history database."""
+    return dict(HISTORY_OFF)
 
 
 def websockets_idle() -> dict[str, Any]:
@@ -74,6 +98,7 @@ class DaemonStatus:
     traffic: Traffic = field(factory=Traffic)
     websockets: Callable[[], Mapping[str, Any]] = field(default=websockets_idle)
     influx: Callable[[], Mapping[str, Any]] = field(default=influx_off)
+    history: Callable[[], Mapping[str, Any]] = field(default=history_off)
     wall: Callable[[], float] = time.time
     started: float = field(default=0.0, init=False)
     _started_at: float = field(default=0.0, init=False)
@@ -111,4 +136,5 @@ class DaemonStatus:
             "websocket_clients": self.websocket_clients(),
             "websockets": dict(self.websockets()),
             "influx": dict(self.influx()),
+            "history": dict(self.history()),
         }

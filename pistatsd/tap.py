@@ -20,6 +20,7 @@ from pistatsd.clock import use_monotonic_clock
 from pistatsd.config import OPTIONS, Config
 from pistatsd.errors import StartupError
 from pistatsd.heartbeat import heartbeat_service
+from pistatsd.history.wiring import history_parts
 from pistatsd.influx.wiring import influx_parts
 from pistatsd.machine.background import threaded_parts
 from pistatsd.machine.wiring import machine_parts
@@ -146,12 +147,14 @@ def _compose(config: Config, reactor: Any) -> MultiService:
         config, reactor, sampler=sampler, origins=origins, connections=connections
     )
     influx = influx_parts(config, reactor, tally=tally, sampler=sampler, sensors=sensors.service)
+    history = history_parts(config, reactor, sampler)
     status = DaemonStatus(
         clock=reactor,
         connections=connections,
         traffic=traffic,
         websockets=websockets.health,
         influx=influx.health,
+        history=history.health,
     )
     registry = registry_of(
         requests,
@@ -161,6 +164,7 @@ def _compose(config: Config, reactor: Any) -> MultiService:
             websockets.metrics,
             influx.metrics,
             sensors.metrics,
+            *history.metrics,
         ),
     )
     routes = route_table(
@@ -191,6 +195,7 @@ def _compose(config: Config, reactor: Any) -> MultiService:
         sensors.service,
         threaded,
         sampler,
+        *history.services,
         *influx.services,
         websockets.hub,
         web.listeners,

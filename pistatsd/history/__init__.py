@@ -1,0 +1,1 @@
+"""Durable, bounded, rolled-up history of the snapshot's numbers (SPEC §12)."""

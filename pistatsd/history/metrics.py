@@ -1,0 +1,53 @@
+"""The history's figures for C{/metrics}, read from its state at scrape time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+
+class HistoryCollector:
+    """C{pistatsd_history_*}: size, rows waiting, last flush, failures, flush cost."""
+
+    def __init__(self, state: Callable[[], Mapping[str, Any]]) -> None:
+        self._state = state
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state()
+        yield GaugeMetricFamily(
+            "pistatsd_history_database_bytes",
+            "Size of the history database file.",
+            value=state["size_bytes"],
+        )
+        yield GaugeMetricFamily(
+            "pistatsd_history_pending_rows",
+            "History rows in memory, not yet written.",
+            value=state["pending_rows"],
+        )
+        yield CounterMetricFamily(
+            "pistatsd_history_dropped_rows",
+            "History rows dropped because the in-memory buffer was full.",
+            value=state["dropped_rows"],
+        )
+        yield CounterMetricFamily(
+            "pistatsd_history_flush_failures",
+            "History writes that failed.",
+            value=state["flush_failures"],
+        )
+        if state["last_flush"] is not None:
+            yield GaugeMetricFamily(
+                "pistatsd_history_last_flush_timestamp_seconds",
+                "When the history was last written (epoch).",
+                value=state["last_flush"],
+            )
+        if state["last_flush_seconds"] is not None:
+            yield GaugeMetricFamily(
+                "pistatsd_history_flush_duration_seconds",
+                "How long the last history write took on the database thread.",
+                value=state["last_flush_seconds"],
+            )

@@ -1,0 +1,477 @@
+"""The durable history (SPEC §12) on a fake clock with a real SQLite file:
+roll-ups, flushing, restarts, resolutions, retention, the size bound, faults."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from twisted.internet.task import Clock
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase
+
+from pistatsd.history import schema, store
+from pistatsd.history.api import SeriesData
+from pistatsd.history.metrics import HistoryCollector
+from pistatsd.history.service import HistoryService
+from pistatsd.history.threads import InlineWorker
+from pistatsd.status import HISTORY_OFF
+
+T0 = 1_799_992_800.0  # a multiple of every step
+DAY = 86400
+
+
+class Logged:
+    """Log events of level warn and above, for the duration of a test."""
+
+    def __init__(self, case: SynchronousTestCase) -> None:
+        self.events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(self._observe)
+        case.addCleanup(globalLogPublisher.removeObserver, self._observe)
+
+    def _observe(self, event: dict[str, Any]) -> None:
+        serious = event.get("log_level") in (LogLevel.warn, LogLevel.error, LogLevel.critical)
+        if serious and str(event.get("log_namespace", "")).startswith("pistatsd.history"):
+            self.events.append(event)
+
+    def count(self, text: str) -> int:
+        return sum(text in event["log_format"] for event in self.events)
+
+
+def snapshot(t: float, cpu: float | None, **more: float) -> dict[str, Any]:
+    return {"timestamp": t, "cpu": {"percent": cpu}, "memory": {"percent": more.get("mem", 1.0)}}
+
+
+class Harness:
+    """A service on a L{Clock} writing inline to a real file."""
+
+    def __init__(self, case: SynchronousTestCase, path: str, **kwargs: Any) -> None:
+        self.clock = Clock()
+        kwargs.setdefault("flush_interval", 60.0)
+        self.service = HistoryService(path, clock=self.clock, worker=InlineWorker(), **kwargs)
+        self.service.startService()
+        self._case = case
+        case.addCleanup(self.stop)
+
+    def stop(self) -> None:
+        if self.service.running:
+            self._case.successResultOf(self.service.stopService())
+
+    def query(self, names: list[str], start: float, end: float, points: int = 600) -> SeriesData:
+        return self._case.successResultOf(self.service.query(names, start, end, points))
+
+
+def stored_rows(path: str, step: int) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(path)
+    try:
+        rows = db.execute(
+            f"SELECT s.name, p.bucket, p.min, p.sum, p.max, p.n FROM {schema.table(step)} p "
+            "JOIN series s ON s.id = p.series_id ORDER BY p.bucket, s.name"
+        ).fetchall()
+    finally:
+        db.close()
+    return [
+        (name, b, lo / store.SCALE, t / store.SCALE, hi / store.SCALE, n)
+        for name, b, lo, t, hi, n in rows
+    ]
+
+
+class RollupTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        os.makedirs(self.mktemp())
+        self.path = os.path.join(self.mktemp(), "history.sqlite3")
+
+    def test_min_mean_max_per_bucket_and_resolution(self) -> None:
+        h = Harness(self, self.path)
+        for i, cpu in enumerate([10.0, 20.0, 30.0, 40.0]):
+            h.service.record(snapshot(T0 + 5 * i, cpu))  # buckets T0 and T0+10
+        h.clock.advance(60)
+        self.assertEqual(
+            [r for r in stored_rows(self.path, 10) if r[0] == "cpu.percent"],
+            [
+                ("cpu.percent", T0, 10.0, 30.0, 20.0, 2),
+                ("cpu.percent", T0 + 10, 30.0, 70.0, 40.0, 2),
+            ],
+        )
+        rows = [r for r in stored_rows(self.path, 60) if r[0] == "cpu.percent"]
+        self.assertEqual(rows, [("cpu.percent", T0, 10.0, 100.0, 40.0, 4)])
+        # The open 15 min and 3 h buckets are written when they close, or
+        # rebuilt from the 1 min rows at the next start.
+        self.assertEqual(stored_rows(self.path, 900), [])
+        self.assertEqual(stored_rows(self.path, 10800), [])
+        coarse = h.query(["cpu.percent"], T0, T0 + 900, points=1)
+        self.assertEqual(coarse.step, 900)
+        self.assertEqual(
+            coarse.values["cpu.percent"], {"min": [10.0], "avg": [25.0], "max": [40.0]}
+        )
+        answer = h.query(["cpu.percent"], T0, T0 + 20, points=2)
+        self.assertEqual(answer.step, 10)
+        self.assertEqual(answer.t, [T0, T0 + 10])
+        self.assertEqual(
+            answer.values["cpu.percent"],
+            {"min": [10.0, 30.0], "avg": [15.0, 35.0], "max": [20.0, 40.0]},
+        )
+
+    def test_stored_in_hundredths_and_huge_numbers_kept(self) -> None:
+        h = Harness(self, self.path)
+        h.service.record(
+            {"timestamp": T0, "cpu": {"percent": 12.3456}, "memory": {"available": 1e300}}
+        )
+        h.clock.advance(60)
+        again = Harness(self, self.path)
+        cpu = again.query(["cpu.percent"], T0, T0 + 10).values["cpu.percent"]
+        self.assertEqual(cpu, {"min": [12.35], "avg": [12.35], "max": [12.35]})
+        available = again.query(["memory.available"], T0, T0 + 10).values["memory.available"]
+        self.assertEqual(available["max"], [1e300])
+
+    def test_nothing_is_written_before_the_flush_interval(self) -> None:
+        h = Harness(self, self.path)
+        h.service.record(snapshot(T0, 1.0))
+        h.clock.advance(59)
+        self.assertEqual(stored_rows(self.path, 10), [])
+        self.assertEqual(h.service.state()["pending_rows"], 8)  # 2 series x 4 resolutions
+        h.clock.advance(1)
+        self.assertEqual(len(stored_rows(self.path, 10)), 2)
+        self.assertEqual(h.service.state()["pending_rows"], 4)  # the open 15 min and 3 h ones
+
+    def test_unflushed_rows_are_in_the_answer(self) -> None:
+        h = Harness(self, self.path)
+        h.service.record(snapshot(T0, 1.0))
+        h.clock.advance(60)
+        h.service.record(snapshot(T0 + 3, 3.0))  # same bucket, not yet written
+        answer = h.query(["cpu.percent"], T0, T0 + 10)
+        self.assertEqual(answer.values["cpu.percent"], {"min": [1.0], "avg": [2.0], "max": [3.0]})
+
+    def test_open_bucket_continues_across_flushes_and_restarts(self) -> None:
+        h = Harness(self, self.path)
+        h.service.record(snapshot(T0, 1.0))
+        h.clock.advance(60)
+        h.service.record(snapshot(T0 + 1, 5.0))
+        h.stop()  # the shutdown flush
+        again = Harness(self, self.path)
+        again.service.record(snapshot(T0 + 2, 3.0))
+        again.clock.advance(60)
+        rows = [r for r in stored_rows(self.path, 60) if r[0] == "cpu.percent"]
+        self.assertEqual(rows, [("cpu.percent", T0, 1.0, 9.0, 5.0, 3)])
+        self.assertEqual(
+            self.successResultOf(again.service.names()), ["cpu.percent", "memory.percent"]
+        )
+        self.assertEqual(self.successResultOf(again.service.oldest()), T0)
+
+    def test_open_coarse_bucket_rebuilt_after_a_crash(self) -> None:
+        h = Harness(self, self.path)
+        for i in range(3):
+            h.service.record(snapshot(T0 + 60 * i, float(i + 1)))
+            h.clock.advance(60)
+        # A kill -9: the connection goes without the shutdown flush.
+        h.service._store.close()
+        h.service.running = False
+        again = Harness(self, self.path)
+        rows = [r for r in stored_rows(self.path, 900) if r[0] == "cpu.percent"]
+        self.assertEqual(rows, [("cpu.percent", T0, 1.0, 6.0, 3.0, 3)])
+        again.service.record(snapshot(T0 + 600, 10.0))
+        again.service.record(snapshot(T0 + 900, 20.0))  # closes the 15 min bucket
+        again.clock.advance(60)
+        rows = [r for r in stored_rows(self.path, 900) if r[0] == "cpu.percent"]
+        self.assertEqual(rows, [("cpu.percent", T0, 1.0, 16.0, 10.0, 4)])
+        again.stop()
+        third = Harness(self, self.path)
+        answer = third.query(["cpu.percent"], T0, T0 + 3 * 3600, points=1)
+        self.assertEqual(answer.step, 10800)
+        self.assertEqual(
+            answer.values["cpu.percent"], {"min": [1.0], "avg": [36 / 5], "max": [20.0]}
+        )
+
+    def test_null_samples_and_bad_timestamps_are_skipped(self) -> None:
+        h = Harness(self, self.path)
+        h.service.record(snapshot(T0, None))
+        h.service.record({"timestamp": "x", "cpu": {"percent": 5.0}})
+        h.service.record({"timestamp": float("nan"), "cpu": {"percent": 5.0}})
+        h.service.record({"cpu": {"percent": 5.0}})
+        h.clock.advance(60)
+        self.assertEqual([r[0] for r in stored_rows(self.path, 10)], ["memory.percent"])
+
+    def test_unknown_names_fail_with_key_error(self) -> None:
+        h = Harness(self, self.path)
+        h.service.record(snapshot(T0, 1.0))
+        failure = self.failureResultOf(h.service.query(["cpu.percent", "nope"], T0, T0 + 60, 10))
+        failure.trap(KeyError)
+
+    def test_null_where_no_data(self) -> None:
+        h = Harness(self, self.path)
+        h.service.record(snapshot(T0, 1.0))
+        h.service.record(snapshot(T0 + 20, 2.0))
+        h.clock.advance(60)
+        answer = h.query(["cpu.percent"], T0, T0 + 30, points=3)
+        self.assertEqual(answer.values["cpu.percent"]["avg"], [1.0, None, 2.0])
+
+
+class ResolutionTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        os.makedirs(self.mktemp())
+        self.h = Harness(self, os.path.join(self.mktemp(), "h.sqlite3"))
+        # Samples every 10 minutes over 3 days, then every 10 s for the last hour.
+        t = T0 - 3 * DAY
+        while t < T0 - 3600:
+            self.h.service.record(snapshot(t, 1.0))
+            t += 600
+        while t < T0:
+            self.h.service.record(snapshot(t, 2.0))
+            t += 10
+        self.h.clock.advance(60)
+
+    def test_finest_within_points(self) -> None:
+        service = self.h.service
+        self.assertEqual(service.choose(T0 - 3600, T0, 600).step, 10)
+        self.assertEqual(service.choose(T0 - 3600, T0, 60).step, 60)
+        self.assertEqual(service.choose(T0 - 2 * DAY, T0, 600).step, 900)
+        self.assertEqual(service.choose(T0 - 2 * DAY, T0, 5).step, 10800)
+
+    def test_answer_has_at_most_points(self) -> None:
+        answer = self.h.query(["cpu.percent"], T0 - 6 * 3600, T0, points=100)
+        self.assertLessEqual(len(answer.t), 100 + 1)
+        self.assertEqual(answer.step, 900)
+        self.assertEqual(answer.t[0], T0 - 6 * 3600)
+
+    def test_store_serves_everything_it_announces(self) -> None:
+        service = self.h.service
+        self.assertEqual(
+            [(r.step, r.keep) for r in service.resolutions][:4],
+            [(10, DAY), (60, 7 * DAY), (900, 90 * DAY), (10800, 730 * DAY)],
+        )
+
+
+class RetentionTests(SynchronousTestCase):
+    """Pruning counts buckets, so wall-clock jumps never delete what was stored."""
+
+    def setUp(self) -> None:
+        os.makedirs(self.mktemp())
+        self.path = os.path.join(self.mktemp(), "h.sqlite3")
+
+    def test_old_buckets_go_once_the_resolution_is_full(self) -> None:
+        small = (schema.Resolution(10, 100), schema.Resolution(60, 600))
+        h = Harness(self, self.path, resolutions=small)
+        for i in range(30):
+            h.service.record(snapshot(T0 + 10 * i, float(i)))
+        h.clock.advance(60)
+        buckets = sorted({r[1] for r in stored_rows(self.path, 10)})
+        self.assertEqual(buckets, [T0 + 10 * i for i in range(20, 30)])
+        self.assertEqual(len({r[1] for r in stored_rows(self.path, 60)}), 5)
+
+    def test_clock_jumping_forward_by_days_keeps_what_was_stored(self) -> None:
+        h = Harness(self, self.path)
+        for i in range(100):
+            h.service.record(snapshot(T0 + 10 * i, 1.0))
+        h.clock.advance(60)
+        for i in range(100):
+            h.service.record(snapshot(T0 + 5 * DAY + 10 * i, 2.0))
+        h.clock.advance(60)
+        before = h.query(["cpu.percent"], T0, T0 + 1000, points=100)
+        self.assertEqual(before.step, 10)
+        self.assertEqual(before.values["cpu.percent"]["avg"], [1.0] * 100)
+
+    def test_clock_jumping_back_by_days_keeps_what_was_stored(self) -> None:
+        h = Harness(self, self.path)
+        for i in range(100):
+            h.service.record(snapshot(T0 + 10 * i, 1.0))
+        h.clock.advance(60)
+        for i in range(100):
+            h.service.record(snapshot(T0 - 3 * DAY + 10 * i, 2.0))
+        h.clock.advance(60)
+        self.assertEqual(
+            h.query(["cpu.percent"], T0, T0 + 1000, 100).values["cpu.percent"]["avg"], [1.0] * 100
+        )
+        after = h.query(["cpu.percent"], T0 - 3 * DAY, T0 - 3 * DAY + 1000, 100)
+        self.assertEqual(after.values["cpu.percent"]["avg"], [2.0] * 100)
+
+
+def fill(h: Harness, days: float, series: int = 40, every: float = 60.0) -> None:
+    """Record C{series} series every C{every} seconds for C{days}, flushing as it goes."""
+    t = T0
+    end = T0 + days * DAY
+    while t < end:
+        h.service.record(
+            {"timestamp": t, "sensors": {f"s{i}": {"value": (t + i) % 97} for i in range(series)}}
+        )
+        t += every
+        if t % 3600 == 0:
+            h.clock.advance(60)
+    h.clock.advance(60)
+
+
+class SizeBoundTests(SynchronousTestCase):
+    def test_the_file_never_exceeds_the_bound_and_coarse_keeps_longer(self) -> None:
+        os.makedirs(self.mktemp())
+        path = os.path.join(self.mktemp(), "h.sqlite3")
+        bound = 1 << 20
+        h = Harness(self, path, max_bytes=bound)
+        fill(h, days=12, series=20, every=60.0)
+        self.assertLessEqual(os.path.getsize(path), bound)
+        self.assertLessEqual(h.service.state()["size_bytes"], bound)
+        oldest = {step: min(r[1] for r in stored_rows(path, step)) for step in (60, 900, 10800)}
+        newest = max(r[1] for r in stored_rows(path, 60))
+        self.assertGreater(newest, T0 + 11.9 * DAY)  # the newest rows are kept
+        self.assertGreater(oldest[60], T0)  # the oldest fine rows went
+        self.assertLess(oldest[900], oldest[60])  # coarse keeps longer
+        self.assertLessEqual(oldest[10800], oldest[900])
+        self.assertEqual(h.service.state()["flush_failures"], 0)
+
+
+class CorruptFileTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.dir = self.mktemp()
+        os.makedirs(self.dir)
+        self.path = os.path.join(self.dir, "history.sqlite3")
+        self.log = Logged(self)
+
+    def good_file(self) -> None:
+        h = Harness(self, self.path)
+        h.service.record(snapshot(T0, 1.0))
+        h.stop()
+
+    def assert_replaced(self) -> None:
+        h = Harness(self, self.path)
+        self.assertTrue(h.service.state()["open"])
+        aside = [n for n in os.listdir(self.dir) if n.startswith("history.sqlite3.corrupt-")]
+        self.assertEqual(len(aside), 1, os.listdir(self.dir))
+        self.assertEqual(self.log.count("moved aside"), 1)
+        h.service.record(snapshot(T0, 7.0))
+        h.clock.advance(60)
+        self.assertEqual(h.query(["cpu.percent"], T0, T0 + 10).values["cpu.percent"]["max"], [7.0])
+
+    def test_garbage(self) -> None:
+        with open(self.path, "wb") as f:
+            f.write(b"this is not a database " * 1000)
+        self.assert_replaced()
+
+    def test_garbage_over_a_real_file(self) -> None:
+        self.good_file()
+        with open(self.path, "r+b") as f:
+            f.write(b"\xff" * 200)
+        self.assert_replaced()
+
+    def test_wal_and_shm_move_with_the_file(self) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            with open(self.path + suffix, "w") as f:
+                f.write(suffix or "main")
+        target = store.move_aside(self.path, T0)
+        self.assertTrue(target.startswith(self.path + ".corrupt-20270115T060000Z"))
+        for suffix in ("", "-wal", "-shm"):
+            self.assertFalse(os.path.exists(self.path + suffix))
+            with open(target + suffix) as f:
+                self.assertEqual(f.read(), suffix or "main")
+        self.assertNotEqual(store.move_aside(self.path + "-none", T0), target)
+
+    def test_truncated(self) -> None:
+        h = Harness(self, self.path)
+        fill(h, days=1, series=10)
+        h.stop()
+        size = os.path.getsize(self.path)
+        with open(self.path, "r+b") as f:
+            f.truncate(size // 2)
+        self.assert_replaced()
+
+    def test_a_directory(self) -> None:
+        os.makedirs(os.path.join(self.path, "inside"))
+        self.assert_replaced()
+
+    def test_unusable_place_runs_without_history(self) -> None:
+        with open(os.path.join(self.dir, "file"), "w") as f:
+            f.write("x")
+        h = Harness(self, os.path.join(self.dir, "file", "history.sqlite3"))
+        state = h.service.state()
+        self.assertFalse(state["open"])
+        self.assertIsNotNone(state["last_error"])
+        self.assertEqual(self.log.count("running without it"), 1)
+        h.service.record(snapshot(T0, 1.0))
+        h.clock.advance(60)
+        self.assertEqual(h.service.state()["pending_rows"], 0)
+
+
+class FailingWriteTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        os.makedirs(self.mktemp())
+        self.path = os.path.join(self.mktemp(), "h.sqlite3")
+        self.log = Logged(self)
+        self.broken = True
+        real_write = store.HistoryStore.write
+
+        def write(this: store.HistoryStore, parts: Any, latest: Any = None) -> store.FlushResult:
+            if self.broken:
+                raise sqlite3.OperationalError("disk I/O error")
+            return real_write(this, parts, latest)
+
+        self.patch(store.HistoryStore, "write", write)
+
+    def test_rows_wait_and_the_episode_is_logged_once(self) -> None:
+        h = Harness(self, self.path)
+        for minute in range(5):
+            h.service.record(snapshot(T0 + 60 * minute, float(minute)))
+            h.clock.advance(60)
+        state = h.service.state()
+        self.assertEqual(state["flush_failures"], 5)
+        self.assertIn("disk I/O error", state["last_error"])
+        self.assertEqual(self.log.count("cannot write"), 1)
+        self.broken = False
+        h.clock.advance(60)
+        self.assertEqual(h.service.state()["pending_rows"], 4)  # the open 15 min and 3 h ones
+        self.assertIsNone(h.service.state()["last_error"])
+        rows = [r for r in stored_rows(self.path, 10) if r[0] == "cpu.percent"]
+        self.assertEqual([r[2] for r in rows], [0.0, 1.0, 2.0, 3.0, 4.0])
+        # A second episode is logged again.
+        self.broken = True
+        h.service.record(snapshot(T0 + 600, 1.0))
+        h.clock.advance(60)
+        self.assertEqual(self.log.count("cannot write"), 2)
+
+    def test_buffer_is_bounded_and_counted(self) -> None:
+        h = Harness(self, self.path, max_pending=100)
+        for i in range(200):
+            h.service.record(snapshot(T0 + 10 * i, 1.0))
+            if i % 6 == 0:
+                h.clock.advance(60)
+        state = h.service.state()
+        self.assertLessEqual(state["pending_rows"], 100)
+        self.assertGreater(state["dropped_rows"], 0)
+        self.assertEqual(self.log.count("dropping the oldest"), 1)
+        self.broken = False
+        h.clock.advance(60)
+        rows = stored_rows(self.path, 10)
+        newest = max(r[1] for r in rows)
+        self.assertEqual(newest, T0 + 1990)  # the newest survive; the oldest went
+
+
+class HealthTests(SynchronousTestCase):
+    def test_same_keys_as_off(self) -> None:
+        os.makedirs(self.mktemp())
+        h = Harness(self, os.path.join(self.mktemp(), "h.sqlite3"))
+        self.assertEqual(set(h.service.state()), set(HISTORY_OFF))
+        h.service.record(snapshot(T0, 1.0))
+        h.clock.advance(60)
+        state = h.service.state()
+        self.assertTrue(state["enabled"])
+        self.assertGreater(state["size_bytes"], 0)
+        self.assertEqual(state["series"], 2)
+        self.assertIsNotNone(state["last_flush_seconds"])
+
+    def test_metrics(self) -> None:
+        os.makedirs(self.mktemp())
+        h = Harness(self, os.path.join(self.mktemp(), "h.sqlite3"))
+        h.service.record(snapshot(T0, 1.0))
+        names: Iterator[str] = (m.name for m in HistoryCollector(h.service.state).collect())
+        self.assertEqual(
+            set(names),
+            {
+                "pistatsd_history_database_bytes",
+                "pistatsd_history_pending_rows",
+                "pistatsd_history_dropped_rows",
+                "pistatsd_history_flush_failures",
+            },
+        )
+        h.clock.advance(60)
+        families = {m.name: m.samples[0].value for m in HistoryCollector(h.service.state).collect()}
+        self.assertEqual(families["pistatsd_history_pending_rows"], 4)
+        self.assertIn("pistatsd_history_last_flush_timestamp_seconds", families)
+        self.assertIn("pistatsd_history_flush_duration_seconds", families)
