@@ -58,6 +58,7 @@ class _Capture(ProcessProtocol):
         self.stderr = bytearray()
 
     def connectionMade(self) -> None:
+        assert self.transport is not None  # spawnProcess connects it before this call
         self.transport.closeStdin()
 
     def outReceived(self, data: bytes) -> None:
@@ -129,7 +130,7 @@ class _Run:
             result = self._timeout_failure()  # for anyone who joined after the kill
         elif reason.check(ProcessDone):
             result = stdout
-        elif reason.check(ProcessTerminated):
+        elif isinstance(reason.value, ProcessTerminated):
             value = reason.value
             if value.signal is not None:
                 message = f"killed by signal {value.signal}"

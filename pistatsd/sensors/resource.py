@@ -117,6 +117,7 @@ def _read_sensor_body(request: Request, url_name: str | None = None) -> Any:
     """The parsed sensor in a POST/PUT body, or the error body to answer with."""
     if not is_json_content_type(request.getHeader(b"content-type")):
         return json_error(request, 415, "the body must be sent with Content-Type: application/json")
+    assert request.content is not None  # the channel gives every request a body first
     try:
         document = decode_json_object(request.content.read(), example=_EXAMPLE)
     except ValueError as e:
@@ -133,7 +134,7 @@ def _answer_later(request: Request, result: Deferred[bytes]) -> Any:
     request.notifyFinish().addErrback(lambda _: gone.append(True))
 
     def failed(reason: Failure) -> bytes:
-        if reason.check(SensorError):
+        if isinstance(reason.value, SensorError):
             return json_error(request, reason.value.code, reason.value.message)
         _log.failure("Unexpected error changing sensors", failure=reason)
         return json_error(request, 500, "internal server error")

@@ -233,9 +233,7 @@ class SensorsService(TimerService):
             files[sensor.name] = sensor
             return True
 
-        d = self._change(change)
-        d.addCallback(lambda _: self._changed(sensor, "created", by))
-        return d
+        return self._change(change).addCallback(lambda _: self._changed(sensor, "created", by))
 
     def replace(self, sensor: FileSensor, by: str = "-") -> Deferred[tuple[bool, dict[str, Any]]]:
         """Create or replace a file sensor; fires with (created, SENSOR document).
@@ -319,7 +317,7 @@ class SensorsService(TimerService):
             return result
 
         def failed(reason: Failure) -> Failure:
-            if reason.check(OSError):
+            if isinstance(reason.value, OSError):
                 error = reason.value.strerror or str(reason.value)
                 _log.error(
                     "Could not save sensor definitions to {path}: {error}",
@@ -410,20 +408,21 @@ class SensorsService(TimerService):
     def _read_command(self, sensor: CommandSensor) -> Deferred[None]:
         assert self._runner is not None
         d = self._runner.run(sensor.command, sensor.timeout)
-        d.addCallbacks(
-            lambda output: (parse_output(sensor, output), ""),
-            self._command_failed,
-            errbackArgs=(sensor,),
+        return (
+            d.addCallbacks(
+                lambda output: (parse_output(sensor, output), ""),
+                self._command_failed,
+                errbackArgs=(sensor,),
+            )
+            .addCallback(lambda outcome: self._record(sensor.name, *outcome))
+            .addErrback(self._unexpected, sensor.name)
         )
-        d.addCallback(lambda outcome: self._record(sensor.name, *outcome))
-        d.addErrback(self._unexpected, sensor.name)
-        return d
 
     def _unexpected(self, reason: Failure, name: str) -> None:
         _log.failure("Unexpected error recording sensor {name}", failure=reason, name=name)
 
     def _command_failed(self, reason: Failure, sensor: CommandSensor) -> tuple[Reading, str]:
-        if reason.check(CommandFailed):
+        if isinstance(reason.value, CommandFailed):
             return Reading.failed(reason.value.message), reason.value.detail
         _log.failure("Unexpected error running sensor {name}", failure=reason, name=sensor.name)
         return Reading.failed("internal error while running the command"), ""

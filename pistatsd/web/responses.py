@@ -47,7 +47,9 @@ class JSONResource(Resource):
             return super().render(request)
         except UnsupportedMethod as e:
             order = [b"GET", b"HEAD", b"POST", b"PUT", b"DELETE"]
-            methods = sorted(e.allowedMethods, key=lambda m: order.index(m) if m in order else 99)
+            methods: list[bytes] = sorted(
+                e.allowedMethods, key=lambda m: order.index(m) if m in order else 99
+            )
             request.setHeader(b"allow", b", ".join(methods))
             method = request.method.decode("latin-1", "replace")
             return json_error(request, 405, f"method {method} not allowed")
