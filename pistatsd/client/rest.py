@@ -65,9 +65,9 @@ async def call(
     url: str,
     timeout: float,
     *,
-    params: Sequence[tuple[str, str]] | None = None,
+    params: list[tuple[str, str]] | None = None,
     body: bytes | None = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[bytes | str, bytes | str] | None = None,
 ) -> bytes:
     """Send one request and return the whole body of a 2xx/3xx answer.
 
@@ -150,7 +150,7 @@ async def add(
     the server's answer (C{Sum: 6})."""
     named = list(zip(argument_names(len(numbers)), numbers, strict=True))
     url = base.http("/sum")
-    headers = {"Accept": "text/plain"}
+    headers: dict[bytes | str, bytes | str] = {"Accept": "text/plain"}
     if post:
         body = json.dumps(dict(named)).encode("utf-8")
         headers["Content-Type"] = "application/json"
