@@ -15,7 +15,7 @@ from pistatsd.loops import Repeating
 from pistatsd.sampler import Sampler
 
 if TYPE_CHECKING:
-    from pistatsd.ws.protocols import BroadcastProtocol
+    from pistatsd.ws.protocols import BroadcastProtocol, HubProtocol
 
 _log = Logger()
 
@@ -62,7 +62,7 @@ class Broadcaster:
         self._wall = wall
         self.interval = interval
         self.stuck_after = stuck_after
-        self.clients: set[BroadcastProtocol] = set()
+        self.clients: set[HubProtocol] = set()
         self._loop = Repeating(clock, self.tick, "broadcast tick")
         self._hello_cache: tuple[object, bytes] | None = None
         self.ticks = 0
@@ -82,7 +82,7 @@ class Broadcaster:
         if not self.running:
             self._loop.start(self.interval, now=False)
 
-    def leave(self, client: BroadcastProtocol) -> None:
+    def leave(self, client: HubProtocol) -> None:
         """Forget a client; stop the timer when nobody is left."""
         self.clients.discard(client)
         if not self.clients and self.running:
