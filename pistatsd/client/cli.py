@@ -21,6 +21,7 @@ from pistatsd.client.tls import Trust, load_cafile
 from pistatsd.client.urls import BaseURL
 from pistatsd.client.websocket import EchoSession, Session, WatchSession, client_endpoint
 from pistatsd.numbers import decimal_float, integer, plain_decimal
+from pistatsd.reactors import IPistatsdReactor
 
 PROG = "pistatsd-client"
 #: Words Python reads as numbers that are not finite ones (a usage error saying so).
@@ -247,7 +248,7 @@ class _Interruption:
 
 
 async def _request(
-    reactor: Any, invocation: Invocation, write: Write, interruption: _Interruption
+    reactor: IPistatsdReactor, invocation: Invocation, write: Write, interruption: _Interruption
 ) -> int:
     client = rest.http_client(reactor, invocation.trust, invocation.timeout)
     base, timeout = invocation.base, invocation.timeout
@@ -273,7 +274,7 @@ async def _request(
 
 
 def _session(
-    reactor: Any,
+    reactor: IPistatsdReactor,
     invocation: Invocation,
     write: Write,
     warn: Write,
@@ -289,7 +290,7 @@ def _session(
 
 
 async def run(
-    reactor: Any,
+    reactor: IPistatsdReactor,
     invocation: Invocation,
     write: Write,
     warn: Write,
@@ -345,7 +346,7 @@ def _printer(stream: TextIO, prefix: str = "") -> Write:
     return write
 
 
-async def _main(reactor: Any, invocation: Invocation) -> None:
+async def _main(reactor: IPistatsdReactor, invocation: Invocation) -> None:
     try:
         write, warn = _printer(sys.stdout), _printer(sys.stderr, f"{PROG}: ")
         code = await run(reactor, invocation, write, warn)

@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from pistatsd.client.failures import ClientError
 from pistatsd.client.tls import Trust
 from pistatsd.client.urls import BaseURL
+from pistatsd.reactors import IPistatsdReactor
 
 Write = Callable[[str], None]
 
@@ -38,7 +39,7 @@ CLOSE_GRACE = 2.0
 
 
 def client_endpoint(
-    reactor: Any, base: BaseURL, trust: Trust, timeout: float
+    reactor: IPistatsdReactor, base: BaseURL, trust: Trust, timeout: float
 ) -> IStreamClientEndpoint:
     """TCP to the daemon, wrapped in TLS (checked as C{trust} says) for C{https} base URLs."""
     endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, base.host, base.port, timeout)
@@ -107,7 +108,7 @@ class Session:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IPistatsdReactor,
         base: BaseURL,
         path: str,
         endpoint: IStreamClientEndpoint,

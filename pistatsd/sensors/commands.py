@@ -22,6 +22,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pistatsd.reactors import IPistatsdReactor
 from pistatsd.sensors.model import CommandSensor, Reading, parse_number, scaled
 
 _log = Logger()
@@ -148,7 +149,7 @@ class _Run:
 class CommandRunner:
     """Spawns command-sensor programs on the injected reactor, never two of the same."""
 
-    def __init__(self, reactor: Any, env: Mapping[str, str] = CHILD_ENV) -> None:
+    def __init__(self, reactor: IPistatsdReactor, env: Mapping[str, str] = CHILD_ENV) -> None:
         self._reactor = reactor
         self._clock: IReactorTime = reactor
         self._env = dict(env)

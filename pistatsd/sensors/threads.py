@@ -19,6 +19,8 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
+from pistatsd.reactors import IPistatsdReactor
+
 _log = Logger()
 
 T = TypeVar("T")
@@ -71,7 +73,7 @@ class ThreadedRunner:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IPistatsdReactor,
         max_threads: int = 2,
         grace: float = 2.0,
         name: str = "pistatsd-sensors",
