@@ -22,12 +22,13 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from pistatsd.episodes import Episodes
+from pistatsd.jsontypes import JSONObject
 
 _log = Logger()
 
 _T = TypeVar("_T")
 
-Snapshot = dict[str, Any]
+Snapshot = JSONObject
 """The JSON-ready dict described in SPEC section 3."""
 
 PREFERRED_SENSORS: tuple[str, ...] = ("cpu_thermal", "coretemp", "k10temp", "soc_thermal")
@@ -93,7 +94,7 @@ def cpu_percent_between(before: Any, after: Any) -> float:
     return round(min(100.0, max(0.0, busy / total * 100.0)), 1)
 
 
-def cpu_section(before: CpuReading | None, after: CpuReading) -> dict[str, Any]:
+def cpu_section(before: CpuReading | None, after: CpuReading) -> JSONObject:
     """The snapshot's C{cpu} part for the window from C{before} to C{after}.
 
     With no C{before} (the very first reading) there is no window yet, so the

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
+
+from pistatsd.jsontypes import JSONMapping
 
 
 def _number(value: object) -> float | None:
@@ -19,7 +20,7 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def _field(document: Mapping[str, Any], *keys: str) -> object:
+def _field(document: JSONMapping, *keys: str) -> object:
     """C{document[k1][k2]...}, or None as soon as a level is missing or not an object."""
     value: object = document
     for key in keys:
@@ -53,7 +54,7 @@ def _clock(value: object) -> str:
     return time.strftime("%H:%M:%S", time.localtime(number))
 
 
-def format_tick(message: Mapping[str, Any]) -> str:
+def format_tick(message: JSONMapping) -> str:
     """One broadcast tick as one line, e.g.
     C{12:00:01  cpu  12.5%  mem 37.2%  temp 48.3°C  load 0.10 0.20 0.30}.
 
@@ -77,7 +78,7 @@ def _duration(seconds: float) -> str:
     return f"{days}d {clock}" if days else clock
 
 
-def format_summary(snapshot: Mapping[str, Any]) -> str:
+def format_summary(snapshot: JSONMapping) -> str:
     """A C{/stats} snapshot as one line: host name, the tick line, uptime."""
     host = snapshot.get("hostname")
     uptime = _number(_field(snapshot, "uptime", "seconds"))

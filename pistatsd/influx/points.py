@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from pistatsd.episodes import Episodes
 from pistatsd.influx.lineprotocol import Point
+from pistatsd.jsontypes import JSONMapping
 
 _log = Logger()
 
@@ -64,7 +65,7 @@ def request_points(
     return points
 
 
-def _number(snapshot: Mapping[str, Any], section: str, key: str, index: int | None = None) -> Any:
+def _number(snapshot: JSONMapping, section: str, key: str, index: int | None = None) -> Any:
     """A number from the snapshot as a float, or None when absent or null.
 
     Always a float: InfluxDB fixes a field's type on first write, and psutil
@@ -81,7 +82,7 @@ def _number(snapshot: Mapping[str, Any], section: str, key: str, index: int | No
     return float(value)
 
 
-def system_point(snapshot: Mapping[str, Any], host: str, timestamp: int) -> Point | None:
+def system_point(snapshot: JSONMapping, host: str, timestamp: int) -> Point | None:
     """C{system,host=H cpu=..,memory_percent=..,temperature=..,load1=..,uptime=..};
     null values (no temperature sensor, CPU warming up) are left out."""
     return Point.of(

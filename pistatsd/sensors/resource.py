@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from pistatsd.jsontypes import JSONObject
 from pistatsd.sensors.model import (
     InvalidSensor,
     SensorError,
@@ -100,7 +101,7 @@ def _format_value(value: float | None) -> str:
     return "null" if value is None else repr(value)
 
 
-def as_text(documents: list[dict[str, Any]]) -> str:
+def as_text(documents: list[JSONObject]) -> str:
     """One C{name value unit} line per sensor (C{room 21.5 C}); errors after a C{#}."""
     lines = []
     for document in documents:
@@ -149,7 +150,7 @@ def _answer_later(request: Request, result: Deferred[bytes]) -> Any:
     return NOT_DONE_YET
 
 
-def _get(request: Request, documents: list[dict[str, Any]], payload: Any) -> bytes:
+def _get(request: Request, documents: list[JSONObject], payload: Any) -> bytes:
     request.setHeader(b"vary", b"Accept")
     request.setHeader(b"cache-control", b"no-store")
     if preferred(request.getHeader(b"accept"), _OFFERS) == "text/plain":
@@ -188,7 +189,7 @@ class SensorsResource(JSONResource):
         except InvalidSensor as e:
             return json_error(request, 400, str(e))
 
-        def created(document: dict[str, Any]) -> bytes:
+        def created(document: JSONObject) -> bytes:
             request.setHeader(b"location", b"/api/sensors/" + sensor.name.encode("ascii"))
             return json_body(request, document, 201)
 
@@ -241,7 +242,7 @@ class SensorResource(JSONResource):
         except InvalidSensor as e:
             return json_error(request, 400, str(e))
 
-        def replaced(outcome: tuple[bool, dict[str, Any]]) -> bytes:
+        def replaced(outcome: tuple[bool, JSONObject]) -> bytes:
             created, document = outcome
             if created:
                 request.setHeader(b"location", b"/api/sensors/" + name.encode("ascii"))

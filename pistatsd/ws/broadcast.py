@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from pistatsd.jsontypes import JSONMapping, JSONObject
 from pistatsd.loops import Repeating
 from pistatsd.sampler import Sampler
 
@@ -23,13 +24,13 @@ _log = Logger()
 HELLO_HISTORY_SECONDS = 300.0
 
 
-def slim(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+def slim(snapshot: JSONMapping) -> JSONObject:
     """What a chart needs from a past snapshot: a tenth of its size.
 
     The hello carries minutes of history to every new client; full snapshots
     would make it hundreds of kilobytes per connection.
     """
-    out: dict[str, Any] = {"timestamp": snapshot.get("timestamp")}
+    out: JSONObject = {"timestamp": snapshot.get("timestamp")}
     for part, key in (("cpu", "percent"), ("memory", "percent"), ("temperature", "celsius")):
         section = snapshot.get(part)
         if isinstance(section, Mapping):
