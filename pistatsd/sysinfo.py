@@ -15,7 +15,7 @@ import socket
 import string
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, TypeVarTuple
 
 import psutil as _psutil
 from twisted.logger import Logger, LogLevel
@@ -27,6 +27,7 @@ from pistatsd.jsontypes import JSONObject
 _log = Logger()
 
 _T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
 Snapshot = JSONObject
 """The JSON-ready dict described in SPEC section 3."""
@@ -366,7 +367,7 @@ class SystemCollector:
                 sensors.setdefault(*reading)
         return sensors
 
-    def _part(self, name: str, read: Callable[..., _T], *args: Any) -> _T | None:
+    def _part(self, name: str, read: Callable[[*_Ts], _T], *args: *_Ts) -> _T | None:
         """C{read(*args)}, or C{None} (logged once per episode) if it fails.
 
         This is what keeps one broken source from breaking the snapshot.
@@ -379,13 +380,13 @@ class SystemCollector:
         self._parts_failing.ended(name, part=name)
         return value
 
-    def _warn_once(self, key: str, message: str, **fields: Any) -> None:
+    def _warn_once(self, key: str, message: str, **fields: object) -> None:
         """Log a warning the first time C{key} goes wrong, then stay quiet."""
         if key not in self._failing:
             self._failing.add(key)
             _log.warn(message, **fields)
 
-    def _debug_once(self, key: str, message: str, **fields: Any) -> None:
+    def _debug_once(self, key: str, message: str, **fields: object) -> None:
         """Like L{_warn_once} for the expected, at debug level."""
         if key not in self._failing:
             self._failing.add(key)

@@ -8,10 +8,11 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 from attrs import Factory, frozen
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.protocol import Protocol
 from twisted.internet.stdio import StandardIO
 from twisted.internet.task import react
 
@@ -278,7 +279,7 @@ def _session(
     invocation: Invocation,
     write: Write,
     warn: Write,
-    stdio: Callable[[Any], object],
+    stdio: Callable[[Protocol], object],
 ) -> Session:
     base, timeout = invocation.base, invocation.timeout
     endpoint = client_endpoint(reactor, base, invocation.trust, timeout)
@@ -294,7 +295,7 @@ async def run(
     invocation: Invocation,
     write: Write,
     warn: Write,
-    stdio: Callable[[Any], object] | None = None,
+    stdio: Callable[[Protocol], object] | None = None,
 ) -> int:
     """Run one command; its exit status. Expected failures are reported here, on one line.
 
@@ -307,7 +308,7 @@ async def run(
         warn("warning: --insecure: the server's certificate is not checked")
     if stdio is None:
 
-        def stdio(protocol: Any) -> object:
+        def stdio(protocol: Protocol) -> object:
             return StandardIO(protocol, reactor=reactor)
 
     try:

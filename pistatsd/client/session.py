@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, TypeVarTuple, cast
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred, succeed
@@ -26,6 +26,7 @@ from pistatsd.client.urls import BaseURL
 from pistatsd.reactors import IPistatsdReactor
 
 Write = Callable[[str], None]
+Ts = TypeVarTuple("Ts")
 
 #: Largest message accepted from the server (the broadcast hello carries history).
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -83,7 +84,7 @@ class _Protocol(WebSocketClientProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self._forward(self.factory.session.closed, wasClean, code, reason, self._lost)
 
-    def _forward(self, handler: Callable[..., None], *args: Any) -> None:
+    def _forward(self, handler: Callable[[*Ts], None], *args: *Ts) -> None:
         """Call the session; an exception ends the session (Autobahn would only log it)."""
         try:
             handler(*args)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from attrs import define, field
 from twisted.logger import Logger, LogLevel
@@ -19,6 +19,9 @@ from twisted.python.failure import Failure
 from pistatsd.episodes import Episodes
 from pistatsd.influx.lineprotocol import Point
 from pistatsd.jsontypes import JSONMapping
+from pistatsd.metrics import LatestSnapshot
+
+T = TypeVar("T")
 
 _log = Logger()
 
@@ -122,7 +125,7 @@ class DaemonPoints:
     """
 
     tally: Tally
-    sampler: Any
+    sampler: LatestSnapshot
     """Anything with a C{latest} snapshot (L{pistatsd.sampler.Sampler})."""
     sensors: Sensors | None = None
     host: str = field(factory=socket.gethostname)
@@ -161,7 +164,7 @@ class DaemonPoints:
                 )
         return points
 
-    def _guard(self, part: str, get: Callable[[], Any]) -> Any:
+    def _guard(self, part: str, get: Callable[[], T]) -> T | None:
         """C{get()}, or None when it fails: logged once per episode, per part."""
         try:
             value = get()

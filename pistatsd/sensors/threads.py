@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from pistatsd.reactors import IPistatsdReactor
@@ -24,12 +25,13 @@ from pistatsd.reactors import IPistatsdReactor
 _log = Logger()
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class BlockingRunner(Protocol):
     """Runs a blocking callable somewhere harmless and reports through a Deferred."""
 
-    def __call__(self, f: Callable[..., T], *args: Any) -> Deferred[T]: ...
+    def __call__(self, f: Callable[[*Ts], T], *args: *Ts) -> Deferred[T]: ...
 
     def start(self) -> None: ...
 
@@ -43,7 +45,7 @@ class InlineRunner:
     results arrive synchronously, which keeps such tests simple.
     """
 
-    def __call__(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
+    def __call__(self, f: Callable[[*Ts], T], *args: *Ts) -> Deferred[T]:
         return maybeDeferred(f, *args)
 
     def start(self) -> None:
@@ -94,7 +96,7 @@ class ThreadedRunner:
                 self._pool = _DaemonThreadPool(0, self._pool.max, self._pool.name)
             self._pool.start()
 
-    def __call__(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
+    def __call__(self, f: Callable[[*Ts], T], *args: *Ts) -> Deferred[T]:
         if not self._running:
             # A stopped ThreadPool silently drops work: its Deferred would never fire.
             return fail(RuntimeError("the sensor worker threads are stopped"))
@@ -122,7 +124,7 @@ class ThreadedRunner:
         idle: Deferred[None] = Deferred()
         self._idle.append(idle)
 
-        def gave_up(reason: Any) -> None:
+        def gave_up(reason: Failure) -> None:
             _log.warn(
                 "Leaving {busy} blocking sensor operation(s) unfinished at shutdown",
                 busy=self._busy,

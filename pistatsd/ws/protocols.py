@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet.interfaces import IConsumer, IPushProducer
@@ -115,7 +115,7 @@ class EchoProtocol(HubProtocol):
             resume()
 
 
-def _socket_of(transport: Any) -> socket.socket | None:
+def _socket_of(transport: object) -> socket.socket | None:
     """The OS socket under a transport, through any TLS wrapper."""
     for _ in range(4):
         handle = getattr(transport, "getHandle", lambda: None)()
