@@ -115,7 +115,7 @@ class OptionSpec:
         """The L{Config} attribute this option fills."""
         return self.name.replace("-", "_")
 
-    def convert(self, raw: Any) -> Any:
+    def convert(self, raw: object) -> Any:
         """Parse and range-check one value; raise L{ConfigError} naming the option."""
         try:
             value = self.parse(raw)
@@ -388,7 +388,7 @@ def load_toml(path: str) -> dict[str, Any]:
     return data
 
 
-def _convert(spec: OptionSpec, raw: Any) -> Any:
+def _convert(spec: OptionSpec, raw: object) -> Any:
     if spec.repeatable:
         values = raw if isinstance(raw, list | tuple) else [raw]
         if not values:

@@ -15,7 +15,7 @@ import socket
 import string
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, TypeVarTuple
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, TypeVarTuple
 
 import psutil as _psutil
 from twisted.logger import Logger, LogLevel
@@ -55,6 +55,13 @@ _GUEST_FIELDS = ("guest", "guest_nice")
 _IDLE_FIELDS = ("idle", "iowait")
 
 
+class CpuTimes(Protocol):
+    """What C{psutil.cpu_times()} returns: a named tuple of seconds per CPU state,
+    whose fields differ between kernels (hence read by name)."""
+
+    _fields: ClassVar[tuple[str, ...]]
+
+
 class CpuReading(NamedTuple):
     """One look at the CPU counters, and when it was taken.
 
@@ -68,14 +75,14 @@ class CpuReading(NamedTuple):
     """
 
     when: float
-    total: Any
-    per_cpu: Sequence[Any]
+    total: CpuTimes
+    per_cpu: Sequence[CpuTimes]
     load: list[float] | None
     timestamp: float | None = None
     """Wall-clock (epoch) time of the reading; C{None} means the same as C{when}."""
 
 
-def cpu_percent_between(before: Any, after: Any) -> float:
+def cpu_percent_between(before: CpuTimes, after: CpuTimes) -> float:
     """Busy percentage of the CPU between two C{psutil.cpu_times()} tuples.
 
     This is psutil's own arithmetic, done here because C{psutil.cpu_percent}
@@ -120,7 +127,7 @@ def cpu_section(before: CpuReading | None, after: CpuReading) -> JSONObject:
     }
 
 
-def _per_cpu_percent(before: Sequence[Any], after: Sequence[Any]) -> list[float | None]:
+def _per_cpu_percent(before: Sequence[CpuTimes], after: Sequence[CpuTimes]) -> list[float | None]:
     """Per-CPU percentages; C{None} for all when a CPU came or went (hotplug)."""
     if len(before) != len(after):
         return [None] * len(after)

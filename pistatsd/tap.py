@@ -82,7 +82,7 @@ class Options(usage.Options):
         """Directory sensor files may live under; repeatable [default: /sys, /proc]."""
         self.repeated.setdefault("sensor-root", []).append(directory)
 
-    def given(self) -> dict[str, Any]:
+    def given(self) -> dict[str, object]:
         """The options the user actually gave on the command line."""
         flags = {spec.name for spec in OPTIONS if spec.flag}
         values: dict[str, Any] = {

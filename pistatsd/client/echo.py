@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IPushProducer,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from pistatsd.client.failures import ClientError, OutputClosed
-from pistatsd.client.session import HIGH_WATER, LOW_WATER, MAX_LINE, Session
+from pistatsd.client.session import HIGH_WATER, LOW_WATER, MAX_LINE, Session, Write
+from pistatsd.client.urls import BaseURL
+from pistatsd.reactors import IPistatsdReactor
 
 
 def _decode_line(raw: bytes) -> str:
@@ -101,8 +107,18 @@ class EchoSession(Session):
     paused while too many replies are outstanding.
     """
 
-    def __init__(self, *args: Any, stdio: Callable[[Protocol], object], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        reactor: IPistatsdReactor,
+        base: BaseURL,
+        path: str,
+        endpoint: IStreamClientEndpoint,
+        timeout: float,
+        warn: Write,
+        *,
+        stdio: Callable[[Protocol], object],
+    ) -> None:
+        super().__init__(reactor, base, path, endpoint, timeout, warn)
         self._stdio = stdio
         self._terminal = _Terminal(self)
         self._pending = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from attrs import define, field
 from twisted.logger import Logger, LogLevel
@@ -68,7 +68,9 @@ def request_points(
     return points
 
 
-def _number(snapshot: JSONMapping, section: str, key: str, index: int | None = None) -> Any:
+def _number(
+    snapshot: JSONMapping, section: str, key: str, index: int | None = None
+) -> float | None:
     """A number from the snapshot as a float, or None when absent or null.
 
     Always a float: InfluxDB fixes a field's type on first write, and psutil

@@ -11,7 +11,7 @@ it runs share its result, so a slow program never piles up copies of itself.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import define, field
@@ -82,7 +82,7 @@ class _Run:
 
     argv: tuple[str, ...]
     timeout: float
-    on_end: Any
+    on_end: Callable[[_Run], None]
     waiters: list[Deferred[bytes]] = field(factory=list)
     transport: IProcessTransport | None = None
     deadline: IDelayedCall | None = None
