@@ -63,6 +63,8 @@ def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
 class _DaemonThreadPool(ThreadPool):
     """A pool whose threads never keep the process alive."""
 
+    # ThreadPool only calls threadFactory(...) as it would threading.Thread, but
+    # declares it as that class: a function making daemon threads is not one.
     threadFactory = staticmethod(_daemon_thread)  # type: ignore[assignment]
 
 
