@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import ClassVar
 
 from setuptools import Command
 from setuptools.command.build import build
@@ -27,7 +28,7 @@ class BuildVendor(Command):
     """Fetch, verify and install uPlot into the build (or the checkout, when editable)."""
 
     description = f"fetch and verify {UPLOT.name} {UPLOT.version} for the dashboard"
-    user_options: list[tuple[str, str | None, str]] = []
+    user_options: ClassVar[list[tuple[str, str | None, str]]] = []
 
     def initialize_options(self) -> None:
         self.build_lib: str | None = None

@@ -18,6 +18,7 @@ import fcntl
 import ipaddress
 import os
 import socket
+from typing import TypeGuard, get_args
 
 from attrs import evolve, frozen
 from cryptography import x509
@@ -85,6 +86,11 @@ def load_certificates(path: str, what: str) -> list[x509.Certificate]:
         raise ConfigError(f"{what} {path} holds no PEM certificate") from None
 
 
+def _is_issuer_key(key: object) -> TypeGuard[CertificateIssuerPrivateKeyTypes]:
+    """Whether C{key} can sign a certificate: one of the classes of cryptography's union."""
+    return isinstance(key, get_args(CertificateIssuerPrivateKeyTypes))
+
+
 def load_key_material(key_path: str, cert_path: str, chain_path: str | None = None) -> KeyMaterial:
     """Load and check a PEM private key and certificate (the same file may hold both).
 
@@ -106,7 +112,7 @@ def load_key_material(key_path: str, cert_path: str, chain_path: str | None = No
         ) from None
     except (ValueError, UnsupportedAlgorithm):
         raise ConfigError(f"key {key_path} holds no usable PEM private key") from None
-    if not isinstance(key, CertificateIssuerPrivateKeyTypes):
+    if not _is_issuer_key(key):
         raise ConfigError(f"key {key_path}: unsupported key type {type(key).__name__}")
     if key.public_key() != leaf.public_key():
         raise ConfigError(f"key {key_path} does not match certificate {cert_path}")

@@ -62,7 +62,7 @@ def use_monotonic_clock(reactor: object, monotonic: Callable[[], float] = time.m
     wall = reactor.seconds()
     now = monotonic()
     calls = [cast(DelayedCall, call) for call in reactor.getDelayedCalls()]
-    reactor.seconds = monotonic  # type: ignore[method-assign]
+    reactor.seconds = monotonic
     for call in calls:
         _move(call, wall, now, monotonic)
     if calls:

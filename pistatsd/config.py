@@ -25,7 +25,7 @@ from pistatsd.numbers import decimal_float, integer
 ConfigError = StartupError
 
 
-def _parse_float(text: Any) -> float:
+def _parse_float(text: object) -> float:
     """A number: a TOML float or integer, or text written as people write numbers.
 
     Text goes through L{pistatsd.numbers} (ASCII digits, an optional sign,
@@ -48,7 +48,7 @@ def _parse_float(text: Any) -> float:
     return value
 
 
-def _parse_int(text: Any) -> int:
+def _parse_int(text: object) -> int:
     """A whole number: a TOML integer (or integral float), or text of ASCII digits."""
     if isinstance(text, bool):
         raise ValueError("not an integer")
@@ -64,7 +64,7 @@ def _parse_int(text: Any) -> int:
     return parsed
 
 
-def _parse_process_interval(text: Any) -> float:
+def _parse_process_interval(text: object) -> float:
     """0 (off), or at least a second: a scan costs milliseconds, more often buys nothing."""
     value = _parse_float(text)
     if 0 < value < 1:
@@ -72,7 +72,7 @@ def _parse_process_interval(text: Any) -> float:
     return value
 
 
-def _parse_str(text: Any) -> str:
+def _parse_str(text: object) -> str:
     if not isinstance(text, str):
         raise ValueError("not a string")
     if not text:
@@ -80,13 +80,13 @@ def _parse_str(text: Any) -> str:
     return text
 
 
-def _parse_bool(value: Any) -> bool:
+def _parse_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
     raise ValueError("not true or false")
 
 
-def _parse_url(text: Any) -> str:
+def _parse_url(text: object) -> str:
     url = _parse_str(text).rstrip("/")
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https") or not rest:
@@ -94,7 +94,7 @@ def _parse_url(text: Any) -> str:
     return url
 
 
-def _parse_host(text: Any) -> str:
+def _parse_host(text: object) -> str:
     from pistatsd.web.hosts import allowed_host_entry
 
     try:
@@ -123,7 +123,7 @@ class OptionSpec:
         """The L{Config} attribute this option fills."""
         return self.name.replace("-", "_")
 
-    def convert(self, raw: Any) -> Any:
+    def convert(self, raw: object) -> Any:
         """Parse and range-check one value; raise L{ConfigError} naming the option."""
         try:
             value = self.parse(raw)
@@ -435,7 +435,7 @@ def load_toml(path: str) -> dict[str, Any]:
     return data
 
 
-def _convert(spec: OptionSpec, raw: Any) -> Any:
+def _convert(spec: OptionSpec, raw: object) -> Any:
     if spec.repeatable:
         values = raw if isinstance(raw, list | tuple) else [raw]
         if not values:

@@ -10,7 +10,6 @@ with how many there were, once the condition has ended.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
@@ -50,7 +49,7 @@ class Episode:
         """Whether the condition is going on (it happened and has not ended)."""
         return self.count > 0
 
-    def happened(self, failure: Failure | None = None, /, **fields: Any) -> bool:
+    def happened(self, failure: Failure | None = None, /, **fields: object) -> bool:
         """Count one occurrence; log it if it opens the episode.  True if it did.
 
         @param failure: logged with its traceback (C{Logger.failure}) when
@@ -66,7 +65,7 @@ class Episode:
             self._log.emit(self._level, self._start, **fields)
         return True
 
-    def happened_times(self, n: int, **fields: Any) -> bool:
+    def happened_times(self, n: int, **fields: object) -> bool:
         """Count C{n} occurrences at once (a batch); log if they open the episode."""
         if n <= 0:
             return False
@@ -74,7 +73,7 @@ class Episode:
         self.count += n - 1
         return opened
 
-    def ended(self, **fields: Any) -> bool:
+    def ended(self, **fields: object) -> bool:
         """The condition is over: log the closing line with the count.  True if one was going on."""
         if not self.count:
             return False
@@ -100,14 +99,14 @@ class Episodes:
         self._new = partial(Episode, log, start_format, end_format, level)
         self._episodes: dict[str, Episode] = {}
 
-    def happened(self, key: str, /, failure: Failure | None = None, **fields: Any) -> bool:
+    def happened(self, key: str, /, failure: Failure | None = None, **fields: object) -> bool:
         """Count one occurrence for C{key}; log it if it opens C{key}'s episode."""
         episode = self._episodes.get(key)
         if episode is None:
             episode = self._episodes[key] = self._new()
         return episode.happened(failure, **fields)
 
-    def ended(self, key: str, /, **fields: Any) -> bool:
+    def ended(self, key: str, /, **fields: object) -> bool:
         """C{key}'s condition is over: log the closing line if an episode was going on."""
         episode = self._episodes.pop(key, None)
         return episode is not None and episode.ended(**fields)

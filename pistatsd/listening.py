@@ -41,6 +41,7 @@ class ListeningService(StreamServerEndpointService):
             message = f"--{self.option} {self.description}: cannot listen: {reason}"
             _log.critical("{message}", message=message)
             raise StartupError(message) from None
+        assert self._waitingForPort is not None  # set by the listen above
         self._waitingForPort.addCallback(self._bound)
 
     def _bound(self, port: IListeningPort | None) -> IListeningPort | None:

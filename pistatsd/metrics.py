@@ -9,12 +9,13 @@ numbers are never stale and nothing is updated on the hot path.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 
+from pistatsd.jsontypes import JSONMapping
 from pistatsd.metrics_machine import machine_families
 from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.traffic import Traffic
@@ -63,7 +64,7 @@ class ConnectionMetrics(_ScrapeTime):
 class WebSocketMetrics(_ScrapeTime):
     """The hub's clients and how the broadcast copes with slow ones."""
 
-    def __init__(self, detail: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(self, detail: Callable[[], JSONMapping]) -> None:
         self._detail = detail
 
     def collect(self) -> Iterator[Metric]:
@@ -92,7 +93,7 @@ class LatestSnapshot(Protocol):
     """The sampler, as the system gauges read it."""
 
     @property
-    def latest(self) -> Mapping[str, Any]: ...
+    def latest(self) -> JSONMapping: ...
 
 
 class SystemMetrics(_ScrapeTime):
@@ -132,7 +133,7 @@ class SystemMetrics(_ScrapeTime):
 class InfluxMetrics(_ScrapeTime):
     """The InfluxDB reporter's queue, spool and drops (nothing while reporting is off)."""
 
-    def __init__(self, state: Callable[[], Mapping[str, Any]]) -> None:
+    def __init__(self, state: Callable[[], JSONMapping]) -> None:
         self._state = state
 
     def collect(self) -> Iterator[Metric]:

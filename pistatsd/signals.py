@@ -12,15 +12,16 @@ from __future__ import annotations
 import signal
 from contextlib import suppress
 from types import FrameType
-from typing import Any
 
 from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 
+from pistatsd.reactors import IPistatsdReactor
+
 _log = Logger()
 
 
-def stop_cleanly_on_sigterm(reactor: Any) -> None:
+def stop_cleanly_on_sigterm(reactor: IPistatsdReactor) -> None:
     """Install the handler once the reactor runs (after twistd's own handlers)."""
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -30,7 +31,7 @@ def stop_cleanly_on_sigterm(reactor: Any) -> None:
     reactor.callWhenRunning(signal.signal, signal.SIGTERM, on_sigterm)
 
 
-def _stop(reactor: Any) -> None:
+def _stop(reactor: IPistatsdReactor) -> None:
     # A second SIGTERM while already stopping is harmless, not an error.
     with suppress(ReactorNotRunning):
         reactor.stop()

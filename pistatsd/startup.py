@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import os.path
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from twisted.internet.endpoints import serverFromString
 
@@ -64,7 +63,7 @@ CHECKS: tuple[Callable[[Config], None], ...] = (
 )
 
 
-def load(given: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Config:
+def load(given: Mapping[str, object], environ: Mapping[str, str] = os.environ) -> Config:
     """The validated configuration for the options C{given}, every start-up check passed.
 
     @param given: option name (with hyphens) to raw value, only for the

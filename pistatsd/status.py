@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
 
 from pistatsd import __version__
+from pistatsd.jsontypes import JSONMapping, JSONObject
 from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.traffic import Traffic
 
@@ -65,17 +65,17 @@ WEBSOCKETS_IDLE: Mapping[str, object] = {
 }
 
 
-def influx_off() -> dict[str, Any]:
+def influx_off() -> JSONObject:
     """The reporter state of a daemon that does not report to InfluxDB."""
     return dict(INFLUX_OFF)
 
 
-def history_off() -> dict[str, Any]:
+def history_off() -> JSONObject:
     """The history state of a daemon without a history database."""
     return dict(HISTORY_OFF)
 
 
-def websockets_idle() -> dict[str, Any]:
+def websockets_idle() -> JSONObject:
     """The WebSocket counters of a daemon without a hub."""
     return dict(WEBSOCKETS_IDLE)
 
@@ -96,9 +96,9 @@ class DaemonStatus:
     clock: IReactorTime
     connections: ConnectionCounter = field(factory=lambda: ConnectionCounter(1))
     traffic: Traffic = field(factory=Traffic)
-    websockets: Callable[[], Mapping[str, Any]] = field(default=websockets_idle)
-    influx: Callable[[], Mapping[str, Any]] = field(default=influx_off)
-    history: Callable[[], Mapping[str, Any]] = field(default=history_off)
+    websockets: Callable[[], JSONMapping] = field(default=websockets_idle)
+    influx: Callable[[], JSONMapping] = field(default=influx_off)
+    history: Callable[[], JSONMapping] = field(default=history_off)
     wall: Callable[[], float] = time.time
     started: float = field(default=0.0, init=False)
     _started_at: float = field(default=0.0, init=False)
@@ -124,7 +124,7 @@ class DaemonStatus:
         """Seconds since the daemon started."""
         return max(0.0, self.clock.seconds() - self._started_at)
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> JSONObject:
         """The C{/health} document."""
         return {
             "status": "ok",

@@ -15,13 +15,14 @@ import socket
 import string
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeVar, TypeVarTuple
 
 import psutil as _psutil
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from pistatsd.episodes import Episodes
+from pistatsd.jsontypes import JSONObject
 from pistatsd.machine.cpufreq import CpuFrequency
 from pistatsd.machine.net import NetCollector
 from pistatsd.machine.power import PiPower
@@ -29,8 +30,9 @@ from pistatsd.machine.power import PiPower
 _log = Logger()
 
 _T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
 
-Snapshot = dict[str, Any]
+Snapshot = JSONObject
 """The JSON-ready dict described in SPEC section 3."""
 
 PREFERRED_SENSORS: tuple[str, ...] = ("cpu_thermal", "coretemp", "k10temp", "soc_thermal")
@@ -56,6 +58,13 @@ _GUEST_FIELDS = ("guest", "guest_nice")
 _IDLE_FIELDS = ("idle", "iowait")
 
 
+class CpuTimes(Protocol):
+    """What C{psutil.cpu_times()} returns: a named tuple of seconds per CPU state,
+    whose fields differ between kernels (hence read by name)."""
+
+    _fields: ClassVar[tuple[str, ...]]
+
+
 class CpuReading(NamedTuple):
     """One look at the CPU counters, and when it was taken.
 
@@ -69,8 +78,8 @@ class CpuReading(NamedTuple):
     """
 
     when: float
-    total: Any
-    per_cpu: Sequence[Any]
+    total: CpuTimes
+    per_cpu: Sequence[CpuTimes]
     load: list[float] | None
     timestamp: float | None = None
     """Wall-clock (epoch) time of the reading; C{None} means the same as C{when}."""
@@ -78,7 +87,7 @@ class CpuReading(NamedTuple):
     """The CPU's current clock frequency at the reading, where cpufreq tells it."""
 
 
-def cpu_percent_between(before: Any, after: Any) -> float:
+def cpu_percent_between(before: CpuTimes, after: CpuTimes) -> float:
     """Busy percentage of the CPU between two C{psutil.cpu_times()} tuples.
 
     This is psutil's own arithmetic, done here because C{psutil.cpu_percent}
@@ -98,7 +107,7 @@ def cpu_percent_between(before: Any, after: Any) -> float:
     return round(min(100.0, max(0.0, busy / total * 100.0)), 1)
 
 
-def cpu_section(before: CpuReading | None, after: CpuReading) -> dict[str, Any]:
+def cpu_section(before: CpuReading | None, after: CpuReading) -> JSONObject:
     """The snapshot's C{cpu} part for the window from C{before} to C{after}.
 
     With no C{before} (the very first reading) there is no window yet, so the
@@ -124,7 +133,7 @@ def cpu_section(before: CpuReading | None, after: CpuReading) -> dict[str, Any]:
     }
 
 
-def _per_cpu_percent(before: Sequence[Any], after: Sequence[Any]) -> list[float | None]:
+def _per_cpu_percent(before: Sequence[CpuTimes], after: Sequence[CpuTimes]) -> list[float | None]:
     """Per-CPU percentages; C{None} for all when a CPU came or went (hotplug)."""
     if len(before) != len(after):
         return [None] * len(after)
@@ -373,7 +382,7 @@ class SystemCollector:
                 sensors.setdefault(*reading)
         return sensors
 
-    def _part(self, name: str, read: Callable[..., _T], *args: Any) -> _T | None:
+    def _part(self, name: str, read: Callable[[*_Ts], _T], *args: *_Ts) -> _T | None:
         """C{read(*args)}, or C{None} (logged once per episode) if it fails.
 
         This is what keeps one broken source from breaking the snapshot.
@@ -386,13 +395,13 @@ class SystemCollector:
         self._parts_failing.ended(name, part=name)
         return value
 
-    def _warn_once(self, key: str, message: str, **fields: Any) -> None:
+    def _warn_once(self, key: str, message: str, **fields: object) -> None:
         """Log a warning the first time C{key} goes wrong, then stay quiet."""
         if key not in self._failing:
             self._failing.add(key)
             _log.warn(message, **fields)
 
-    def _debug_once(self, key: str, message: str, **fields: Any) -> None:
+    def _debug_once(self, key: str, message: str, **fields: object) -> None:
         """Like L{_warn_once} for the expected, at debug level."""
         if key not in self._failing:
             self._failing.add(key)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
-from typing import Any
 
 from twisted.application.service import Service
 from twisted.logger import Logger
@@ -27,6 +26,7 @@ from twisted.logger import Logger
 from pistatsd import __version__
 from pistatsd.episodes import Episode
 from pistatsd.loops import Repeating
+from pistatsd.reactors import IPistatsdReactor
 
 _log = Logger()
 
@@ -104,7 +104,7 @@ class SystemdNotifyService(Service):
     def __init__(
         self,
         notifier: Notifier,
-        reactor: Any,
+        reactor: IPistatsdReactor,
         *,
         watchdog_interval: float | None = None,
         pid: int | None = None,
@@ -167,7 +167,7 @@ def watchdog_interval(environ: Mapping[str, str], pid: int) -> float | None:
 
 
 def systemd_service(
-    reactor: Any,
+    reactor: IPistatsdReactor,
     environ: Mapping[str, str] = os.environ,
     *,
     pid: int | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.application.service import IService, MultiService, Service
+from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -25,6 +26,7 @@ from pistatsd.influx.wiring import influx_parts
 from pistatsd.machine.background import threaded_parts
 from pistatsd.machine.wiring import machine_parts
 from pistatsd.metrics import ConnectionMetrics, RequestCounter, SystemMetrics, registry_of
+from pistatsd.reactors import IPistatsdReactor, global_reactor
 from pistatsd.sampler import Sampler
 from pistatsd.sensors.wiring import sensors_parts
 from pistatsd.signals import stop_cleanly_on_sigterm
@@ -83,7 +85,7 @@ class Options(usage.Options):
         """Directory sensor files may live under; repeatable [default: /sys, /proc]."""
         self.repeated.setdefault("sensor-root", []).append(directory)
 
-    def given(self) -> dict[str, Any]:
+    def given(self) -> dict[str, object]:
         """The options the user actually gave on the command line."""
         flags = {spec.name for spec in OPTIONS if spec.flag}
         values: dict[str, Any] = {
@@ -103,16 +105,14 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
-def makeService(options: Options | Config, reactor: Any = None) -> MultiService:
+def makeService(options: Options | Config, reactor: IPistatsdReactor | None = None) -> MultiService:
     """Build the whole daemon as one C{MultiService}; the reactor is injected for tests.
 
     A real reactor is first put on the monotonic clock (L{use_monotonic_clock}),
     before anything here schedules a timer; fakes are left as they are.
     """
     if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
+        reactor = global_reactor()
     config = options if isinstance(options, Config) else options.config
     if config is None:
         raise ValueError("options were not parsed")
@@ -120,7 +120,7 @@ def makeService(options: Options | Config, reactor: Any = None) -> MultiService:
     return _compose(config, reactor)
 
 
-def _compose(config: Config, reactor: Any) -> MultiService:
+def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
     """Build each part from its wiring, the status from the parts, then start them in order.
 
     The order of C{setServiceParent} is the start order: sensors before the
@@ -217,7 +217,7 @@ class _Ready(Service):
     """Started after the listeners: marks the start time and, once the reactor
     runs (signal handlers installed, sockets served), says the daemon is ready."""
 
-    def __init__(self, status: DaemonStatus, config: Config, reactor: Any) -> None:
+    def __init__(self, status: DaemonStatus, config: Config, reactor: IReactorCore) -> None:
         self._status = status
         self._config = config
         self._reactor = reactor

@@ -47,6 +47,7 @@ from pistatsd.certificates import (
     read,
 )
 from pistatsd.config import Config, ConfigError
+from pistatsd.reactors import global_reactor
 
 _log = Logger()
 
@@ -341,8 +342,7 @@ def check_tls(config: Config) -> None:
     checked even when no C{ssl:} port uses them (when one does, its error
     names the C{--tls} string first).
     """
-    from twisted.internet import reactor
-
+    reactor = global_reactor()
     for description in config.tls:
         try:
             _build(reactor, description, config)

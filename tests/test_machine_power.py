@@ -98,6 +98,16 @@ class VoltageTests(SynchronousTestCase):
         later = 1.0 + REDISCOVER_SECONDS
         self.assertEqual(power.annotate(flags, later, later)["core_volts"], 0.8)
 
+    def test_unreadableRailIsNullAndLoggedOnce(self) -> None:
+        """A rail whose reading cannot be parsed gives null, and one warning, not an error."""
+        root = tree(self)
+        write(root, "class/hwmon/hwmon0/in0_label", "VDD_CORE\n")
+        write(root, "class/hwmon/hwmon0/in0_input", "garbage\n")
+        power = PiPower(root)
+        for when in (1.0, 2.0):
+            self.assertIsNone(power.annotate(parse_throttled("0"), when, when)["core_volts"])
+        self.assertEqual(self.flushLoggedErrors(), [])
+
     def test_unexpectedErrorNeverEscapes(self) -> None:
         """A bug inside keeps the flags, with nulls, and logs one traceback per episode."""
         self.patch(power_module, "read_text", lambda path: 1 / 0)

@@ -9,4 +9,5 @@ sh tools/bootstrap.sh --system
 VENV=${PISTATSD_VENV:-.venv}
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
+"$VENV/bin/mypy"
 exec "$VENV/bin/python" -m pytest "$@"

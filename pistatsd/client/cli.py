@@ -8,10 +8,11 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn, TextIO
+from typing import NoReturn, TextIO
 
 from attrs import Factory, frozen
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.protocol import Protocol
 from twisted.internet.stdio import StandardIO
 from twisted.internet.task import react
 
@@ -21,6 +22,7 @@ from pistatsd.client.tls import Trust, load_cafile
 from pistatsd.client.urls import BaseURL
 from pistatsd.client.websocket import EchoSession, Session, WatchSession, client_endpoint
 from pistatsd.numbers import decimal_float, integer, plain_decimal
+from pistatsd.reactors import IPistatsdReactor
 
 PROG = "pistatsd-client"
 #: Words Python reads as numbers that are not finite ones (a usage error saying so).
@@ -251,7 +253,7 @@ class _Interruption:
 
 
 async def _request(
-    reactor: Any, invocation: Invocation, write: Write, interruption: _Interruption
+    reactor: IPistatsdReactor, invocation: Invocation, write: Write, interruption: _Interruption
 ) -> int:
     client = rest.http_client(reactor, invocation.trust, invocation.timeout)
     base, timeout = invocation.base, invocation.timeout
@@ -277,11 +279,11 @@ async def _request(
 
 
 def _session(
-    reactor: Any,
+    reactor: IPistatsdReactor,
     invocation: Invocation,
     write: Write,
     warn: Write,
-    stdio: Callable[[Any], object],
+    stdio: Callable[[Protocol], object],
 ) -> Session:
     base, timeout = invocation.base, invocation.timeout
     endpoint = client_endpoint(reactor, base, invocation.trust, timeout)
@@ -293,11 +295,11 @@ def _session(
 
 
 async def run(
-    reactor: Any,
+    reactor: IPistatsdReactor,
     invocation: Invocation,
     write: Write,
     warn: Write,
-    stdio: Callable[[Any], object] | None = None,
+    stdio: Callable[[Protocol], object] | None = None,
 ) -> int:
     """Run one command; its exit status. Expected failures are reported here, on one line.
 
@@ -310,7 +312,7 @@ async def run(
         warn("warning: --insecure: the server's certificate is not checked")
     if stdio is None:
 
-        def stdio(protocol: Any) -> object:
+        def stdio(protocol: Protocol) -> object:
             return StandardIO(protocol, reactor=reactor)
 
     try:
@@ -349,7 +351,7 @@ def _printer(stream: TextIO, prefix: str = "") -> Write:
     return write
 
 
-async def _main(reactor: Any, invocation: Invocation) -> None:
+async def _main(reactor: IPistatsdReactor, invocation: Invocation) -> None:
     try:
         write, warn = _printer(sys.stdout), _printer(sys.stderr, f"{PROG}: ")
         code = await run(reactor, invocation, write, warn)

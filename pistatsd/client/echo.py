@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.interfaces import (
+    IHalfCloseableProtocol,
+    IPushProducer,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from pistatsd.client.failures import ClientError, OutputClosed
-from pistatsd.client.session import HIGH_WATER, LOW_WATER, MAX_LINE, Session
+from pistatsd.client.session import HIGH_WATER, LOW_WATER, MAX_LINE, Session, Write
+from pistatsd.client.urls import BaseURL
+from pistatsd.reactors import IPistatsdReactor
 
 
 def _decode_line(raw: bytes) -> str:
@@ -64,22 +70,26 @@ class _Terminal(Protocol):
         if self.transport is not None and not self._lost and not self._output_gone:
             self.transport.write(text.encode("utf-8", "replace") + b"\n")
 
+    def _stdin(self) -> IPushProducer:
+        """The transport (C{StandardIO}) is also the producer of stdin's data."""
+        return cast(IPushProducer, self.transport)
+
     def pause(self) -> None:
         """Stop reading stdin for now."""
         if self.transport is not None and not self._lost:
-            self.transport.pauseProducing()
+            self._stdin().pauseProducing()
 
     def resume(self) -> None:
         """Read stdin again."""
         if self.transport is not None and not self._lost:
-            self.transport.resumeProducing()
+            self._stdin().resumeProducing()
 
     def close(self) -> Deferred[None]:
         """Stop reading and flush stdout; fires once everything is written."""
         if self.transport is None or self._lost:
             return succeed(None)
         if self._output_gone:  # nothing left to flush, and StandardIO will not report more
-            self.transport.pauseProducing()
+            self._stdin().pauseProducing()
             return succeed(None)
         waiter: Deferred[None] = Deferred()
         self._waiters.append(waiter)
@@ -97,8 +107,18 @@ class EchoSession(Session):
     paused while too many replies are outstanding.
     """
 
-    def __init__(self, *args: Any, stdio: Callable[[Protocol], object], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        reactor: IPistatsdReactor,
+        base: BaseURL,
+        path: str,
+        endpoint: IStreamClientEndpoint,
+        timeout: float,
+        warn: Write,
+        *,
+        stdio: Callable[[Protocol], object],
+    ) -> None:
+        super().__init__(reactor, base, path, endpoint, timeout, warn)
         self._stdio = stdio
         self._terminal = _Terminal(self)
         self._pending = 0

@@ -40,7 +40,10 @@ def _root_cause(exception: BaseException) -> BaseException:
     """Look through the wrappers of C{twisted.web.client} (ResponseFailed and friends)."""
     while isinstance(exception, _WRAPPERS) and exception.reasons:
         reason = exception.reasons[0]
-        exception = reason.value if isinstance(reason, Failure) else reason
+        inner = reason.value if isinstance(reason, Failure) else reason
+        if inner is None:  # a Failure always holds its exception; this is for the type
+            break
+        exception = inner
     return exception
 
 

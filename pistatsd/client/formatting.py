@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Any
 
 from pistatsd.client.summary import format_screen
+from pistatsd.jsontypes import JSONMapping
 
 
 def _number(value: object) -> float | None:
@@ -21,7 +21,7 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def _field(document: Mapping[str, Any], *keys: str) -> object:
+def _field(document: JSONMapping, *keys: str) -> object:
     """C{document[k1][k2]...}, or None as soon as a level is missing or not an object."""
     value: object = document
     for key in keys:
@@ -55,7 +55,7 @@ def _clock(value: object) -> str:
     return time.strftime("%H:%M:%S", time.localtime(number))
 
 
-def format_tick(message: Mapping[str, Any]) -> str:
+def format_tick(message: JSONMapping) -> str:
     """One broadcast tick as one line, e.g.
     C{12:00:01  cpu  12.5%  mem 37.2%  temp 48.3°C  load 0.10 0.20 0.30}.
 
@@ -70,7 +70,7 @@ def format_tick(message: Mapping[str, Any]) -> str:
     return f"{clock}  cpu {cpu:>6}  mem {memory:>5}  temp {temperature:>6}  load {load}"
 
 
-def format_summary(snapshot: Mapping[str, Any]) -> str:
+def format_summary(snapshot: JSONMapping) -> str:
     """A C{/stats} snapshot as one terminal screen (L{pistatsd.client.summary})."""
     return format_screen(snapshot)
 

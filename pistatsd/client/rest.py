@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import treq
 from treq.client import HTTPClient
@@ -17,12 +16,13 @@ from pistatsd.client.formatting import format_json, format_summary
 from pistatsd.client.tls import Trust, TrustPolicy
 from pistatsd.client.urls import BaseURL
 from pistatsd.numbers import plain
+from pistatsd.reactors import IPistatsdReactor
 
 Number = int | float
 Write = Callable[[str], None]
 
 
-def http_client(reactor: Any, trust: Trust, timeout: float) -> HTTPClient:
+def http_client(reactor: IPistatsdReactor, trust: Trust, timeout: float) -> HTTPClient:
     """A treq client on the injected reactor that checks certificates as C{trust} says.
 
     Non-persistent connections: the command makes one request and exits, so
@@ -59,15 +59,15 @@ def _timed_out(result: object, timeout: float) -> Failure:
 
 
 async def call(
-    reactor: Any,
+    reactor: IPistatsdReactor,
     client: HTTPClient,
     method: str,
     url: str,
     timeout: float,
     *,
-    params: Sequence[tuple[str, str]] | None = None,
+    params: list[tuple[str, str]] | None = None,
     body: bytes | None = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[bytes | str, bytes | str] | None = None,
 ) -> bytes:
     """Send one request and return the whole body of a 2xx/3xx answer.
 
@@ -90,7 +90,7 @@ async def call(
 
 
 async def stats(
-    reactor: Any,
+    reactor: IPistatsdReactor,
     client: HTTPClient,
     base: BaseURL,
     timeout: float,
@@ -138,7 +138,7 @@ def argument_names(count: int) -> list[str]:
 
 
 async def add(
-    reactor: Any,
+    reactor: IPistatsdReactor,
     client: HTTPClient,
     base: BaseURL,
     timeout: float,
@@ -150,7 +150,7 @@ async def add(
     the server's answer (C{Sum: 6})."""
     named = list(zip(argument_names(len(numbers)), numbers, strict=True))
     url = base.http("/sum")
-    headers = {"Accept": "text/plain"}
+    headers: dict[bytes | str, bytes | str] = {"Accept": "text/plain"}
     if post:
         body = json.dumps(dict(named)).encode("utf-8")
         headers["Content-Type"] = "application/json"

@@ -10,21 +10,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVarTuple, cast
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import ConnectionClosed
-from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint, ITCPTransport
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
 from pistatsd.client.failures import ClientError
 from pistatsd.client.tls import Trust
 from pistatsd.client.urls import BaseURL
+from pistatsd.reactors import IPistatsdReactor
 
 Write = Callable[[str], None]
+Ts = TypeVarTuple("Ts")
 
 #: Largest message accepted from the server (the broadcast hello carries history).
 MAX_MESSAGE = 16 * 1024 * 1024
@@ -38,7 +40,7 @@ CLOSE_GRACE = 2.0
 
 
 def client_endpoint(
-    reactor: Any, base: BaseURL, trust: Trust, timeout: float
+    reactor: IPistatsdReactor, base: BaseURL, trust: Trust, timeout: float
 ) -> IStreamClientEndpoint:
     """TCP to the daemon, wrapped in TLS (checked as C{trust} says) for C{https} base URLs."""
     endpoint: IStreamClientEndpoint = HostnameEndpoint(reactor, base.host, base.port, timeout)
@@ -82,12 +84,18 @@ class _Protocol(WebSocketClientProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self._forward(self.factory.session.closed, wasClean, code, reason, self._lost)
 
-    def _forward(self, handler: Callable[..., None], *args: Any) -> None:
+    def _forward(self, handler: Callable[[*Ts], None], *args: *Ts) -> None:
         """Call the session; an exception ends the session (Autobahn would only log it)."""
         try:
             handler(*args)
         except Exception:
             self.factory.session.fail(Failure())
+
+
+class _Factory(WebSocketClientFactory):
+    """Autobahn's factory, carrying the session its protocols report to."""
+
+    session: Session
 
 
 class Session:
@@ -101,7 +109,7 @@ class Session:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IPistatsdReactor,
         base: BaseURL,
         path: str,
         endpoint: IStreamClientEndpoint,
@@ -129,7 +137,7 @@ class Session:
 
     def start(self) -> Deferred[int]:
         """Connect and open the WebSocket; the Deferred fires when the session is over."""
-        factory = WebSocketClientFactory(self.url, reactor=self.reactor)
+        factory = _Factory(self.url, reactor=self.reactor)
         factory.protocol = _Protocol
         factory.session = self
         factory.setProtocolOptions(
@@ -147,7 +155,7 @@ class Session:
         self._connected = True
 
     def _not_connected(self, failure: Failure) -> None:
-        self.fail(failure.value)
+        self.fail(failure)
 
     def opened(self, protocol: _Protocol) -> None:
         """The handshake succeeded: hand over to the subclass."""
@@ -170,9 +178,9 @@ class Session:
         else:
             self.server_closed(was_clean, code, reason, lost)
 
-    def _handshake_error(self, reason: str | None, lost: Failure | None) -> BaseException:
+    def _handshake_error(self, reason: str | None, lost: Failure | None) -> BaseException | Failure:
         if lost is not None and not lost.check(ConnectionClosed):
-            return lost.value  # TLS and similar errors: L{describe} words them
+            return lost  # TLS and similar errors: L{describe} words them
         return ClientError(f"WebSocket handshake with {self.url} failed: {_plain(reason)}")
 
     def server_closed(
@@ -183,7 +191,7 @@ class Session:
             detail = f"{code}: {reason}" if reason else f"{code}"
             self.fail(ClientError(f"the server closed the WebSocket {self.url} ({detail})"))
         elif lost is not None and not lost.check(ConnectionClosed):
-            self.fail(lost.value)
+            self.fail(lost)
         else:
             self.fail(ClientError(f"the connection to {self.target} was lost"))
 
@@ -226,7 +234,8 @@ class Session:
         if self._connecting is not None and not self._connecting.called:
             self._connecting.cancel()
         if self._connected and self._wire is not None and self._wire.transport is not None:
-            self._wire.transport.abortConnection()
+            # TCP, or TLS over TCP: both can abort
+            cast(ITCPTransport, self._wire.transport).abortConnection()
         self.flush().addBoth(lambda _: self._fire(outcome))
 
     def _fire(self, outcome: int | Failure) -> None:

@@ -20,6 +20,7 @@ from pistatsd.pem import load_certificates, trust_root
 
 if TYPE_CHECKING:  # not re-exported by twisted.internet.ssl
     from twisted.internet._sslverify import IOpenSSLTrustRoot
+    from twisted.protocols.tls import TLSMemoryBIOProtocol
 
 _MINIMUM = TLSVersion.TLSv1_2
 
@@ -47,9 +48,9 @@ class _Unverified:
         )
         self._options = CertificateOptions(raiseMinimumTo=_MINIMUM)
 
-    def clientConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
+    def clientConnectionForTLS(self, tlsProtocol: TLSMemoryBIOProtocol) -> SSL.Connection:
         """A connection whose peer certificate is accepted whatever it is."""
-        connection = self._options.clientConnectionForTLS(tlsProtocol)  # type: ignore[arg-type]
+        connection = self._options.clientConnectionForTLS(tlsProtocol)
         if self._server_name is not None:
             connection.set_tlsext_host_name(self._server_name)
         return connection

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.python.failure import Failure
 
 from pistatsd.client.failures import ClientError, OutputClosed
 from pistatsd.client.formatting import format_tick
 from pistatsd.client.session import Session, Write
+from pistatsd.client.urls import BaseURL
+from pistatsd.reactors import IPistatsdReactor
 
 
 def _seconds(value: object) -> float | None:
@@ -24,8 +26,19 @@ class WatchSession(Session):
 
     interrupt_code = 0
 
-    def __init__(self, *args: Any, write: Write, count: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        reactor: IPistatsdReactor,
+        base: BaseURL,
+        path: str,
+        endpoint: IStreamClientEndpoint,
+        timeout: float,
+        warn: Write,
+        *,
+        write: Write,
+        count: int | None = None,
+    ) -> None:
+        super().__init__(reactor, base, path, endpoint, timeout, warn)
         self._write = write
         self._count = count
         self._ticks = 0

@@ -103,10 +103,10 @@ class HistoryService(Service):
     def startService(self) -> None:
         super().startService()
         self._worker.start()
-        self._opening = self._worker.run(
+        opening = self._worker.run(
             open_store, self.path, self._max_bytes, self.resolutions, self._deferred
         )
-        self._opening.addCallbacks(self._opened, self._open_failed)
+        self._opening = opening.addCallbacks(self._opened, self._open_failed)
         self._loop = LoopingCall(self.flush)
         self._loop.clock = self._clock
         self._loop.start(self._flush_interval, now=False)
@@ -181,10 +181,10 @@ class HistoryService(Service):
         if self._store is None or self._flushing is not None or not len(self._buckets):
             return succeed(None)
         taken = self._inflight = self._buckets.take()
-        d = self._flushing = self._worker.run(
-            _timed_write, self._store, taken, self._buckets.latest
+        written = self._worker.run(_timed_write, self._store, taken, self._buckets.latest)
+        d = self._flushing = written.addCallbacks(
+            self._flushed, self._flush_failed, errbackArgs=(taken,)
         )
-        d.addCallbacks(self._flushed, self._flush_failed, errbackArgs=(taken,))
         d.addBoth(self._flush_done)
         return d
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from attrs import frozen
 from twisted.application.service import IService, MultiService, Service
@@ -89,7 +89,7 @@ def history_service(
     path = history_path(config)
     if path is None or not IReactorFromThreads.providedBy(reactor):
         return None
-    clock: IReactorTime = reactor
+    clock = cast(IReactorTime, reactor)
     store = HistoryService(
         path,
         clock=clock,

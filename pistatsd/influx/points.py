@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Protocol, TypeVar
 
 from attrs import define, field
 from twisted.logger import Logger, LogLevel
@@ -19,6 +19,10 @@ from twisted.python.failure import Failure
 from pistatsd.episodes import Episodes
 from pistatsd.influx.lineprotocol import Point
 from pistatsd.influx.machine_points import machine_points
+from pistatsd.jsontypes import JSONMapping
+from pistatsd.metrics import LatestSnapshot
+
+T = TypeVar("T")
 
 _log = Logger()
 
@@ -65,7 +69,9 @@ def request_points(
     return points
 
 
-def _number(snapshot: Mapping[str, Any], section: str, key: str, index: int | None = None) -> Any:
+def _number(
+    snapshot: JSONMapping, section: str, key: str, index: int | None = None
+) -> float | None:
     """A number from the snapshot as a float, or None when absent or null.
 
     Always a float: InfluxDB fixes a field's type on first write, and psutil
@@ -82,7 +88,7 @@ def _number(snapshot: Mapping[str, Any], section: str, key: str, index: int | No
     return float(value)
 
 
-def system_point(snapshot: Mapping[str, Any], host: str, timestamp: int) -> Point | None:
+def system_point(snapshot: JSONMapping, host: str, timestamp: int) -> Point | None:
     """C{system,host=H cpu=..,memory_percent=..,temperature=..,load1=..,uptime=..,cpu_freq_mhz=..};
     null values (no temperature sensor, CPU warming up, no cpufreq) are left out."""
     return Point.of(
@@ -123,7 +129,7 @@ class DaemonPoints:
     """
 
     tally: Tally
-    sampler: Any
+    sampler: LatestSnapshot
     """Anything with a C{latest} snapshot (L{pistatsd.sampler.Sampler})."""
     sensors: Sensors | None = None
     host: str = field(factory=socket.gethostname)
@@ -165,7 +171,7 @@ class DaemonPoints:
                 )
         return points
 
-    def _guard(self, part: str, get: Callable[[], Any]) -> Any:
+    def _guard(self, part: str, get: Callable[[], T]) -> T | None:
         """C{get()}, or None when it fails: logged once per episode, per part."""
         try:
             value = get()

@@ -164,7 +164,10 @@ class InfluxReporter(Service):
         self._stopping = False
         self._giving_up = False
         if self._injected_http is None:
-            self._http, self._pool = build_client(
+            # treq's request() is typed more narrowly than it works (its reactor must
+            # also resolve names; it answers a private IResponse proxy): structurally,
+            # it is the HTTPClient that writer.post uses.
+            self._http, self._pool = build_client(  # type: ignore[assignment]
                 self._clock, self._tls_policy, self._connect_timeout
             )
         self._backlog.open()
@@ -328,9 +331,7 @@ class InfluxReporter(Service):
             self.target.scrub,
             wall=self._wall,
         )
-        d.addCallback(self._answered, job)
-        d.addErrback(self._unexpected, job)
-        return d
+        return d.addCallback(self._answered, job).addErrback(self._unexpected, job)
 
     def _answered(self, outcome: Outcome, job: Batch) -> None:
         self._job = None

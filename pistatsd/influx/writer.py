@@ -18,13 +18,17 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from attrs import evolve, field, frozen
 from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.error import ConnectError, ConnectionRefusedError, DNSLookupError
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IReactorTime
+from twisted.internet.interfaces import (
+    IOpenSSLClientConnectionCreator,
+    IPushProducer,
+    IReactorTime,
+)
 from twisted.internet.protocol import Protocol as _Protocol
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
@@ -294,7 +298,7 @@ def describe_failure(failure: Failure, timeout: float) -> str:
     return _short(failure.value)
 
 
-def _short(error: BaseException) -> str:
+def _short(error: object) -> str:
     text = str(error) or error.__class__.__name__
     if not text.startswith(error.__class__.__name__):
         text = f"{error.__class__.__name__}: {text}"
@@ -328,7 +332,8 @@ class _BodyReader(_Protocol):
 
     def _cancel(self, d: Deferred[bytes]) -> None:
         if self.transport is not None:
-            self.transport.stopProducing()
+            # deliverBody connects the reader to a producer (TransportProxyProducer)
+            cast(IPushProducer, self.transport).stopProducing()
 
 
 def read_body(response: IResponse, clock: IReactorTime, timeout: float) -> Deferred[bytes]:
@@ -361,8 +366,7 @@ def post(
     def answered(response: IResponse) -> Deferred[Outcome]:
         status = response.code
         d = read_body(response, clock, timeout)
-        d.addCallback(lambda body: classify(status, body, response.headers, wall()))
-        return d
+        return d.addCallback(lambda body: classify(status, body, response.headers, wall()))
 
     def failed(failure: Failure) -> Outcome:
         return Outcome(Verdict.RETRY, None, scrub(describe_failure(failure, timeout)))
@@ -386,10 +390,7 @@ def post(
         )
     except Exception:
         return succeed(failed(Failure())).addCallback(limit)
-    d.addCallback(answered)
-    d.addErrback(failed)
-    d.addCallback(limit)
-    return d
+    return d.addCallback(answered).addErrback(failed).addCallback(limit)
 
 
 @implementer(IPolicyForHTTPS)

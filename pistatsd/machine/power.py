@@ -85,7 +85,7 @@ class Voltages:
             millivolts = read_int(path)
             if millivolts is None:
                 self._troubles.warn(
-                    "volts", "cannot read {path}; {key} is null", path=path, key=key
+                    "volts", "cannot read {path}; {rail} is null", path=path, rail=key
                 )
             else:
                 volts[key] = round(millivolts / 1000.0, 3)

@@ -11,7 +11,7 @@ it runs share its result, so a slow program never piles up copies of itself.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from attrs import define, field
@@ -22,6 +22,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from pistatsd.reactors import IPistatsdReactor
 from pistatsd.sensors.model import CommandSensor, Reading, parse_number, scaled
 
 _log = Logger()
@@ -58,6 +59,7 @@ class _Capture(ProcessProtocol):
         self.stderr = bytearray()
 
     def connectionMade(self) -> None:
+        assert self.transport is not None  # spawnProcess connects it before this call
         self.transport.closeStdin()
 
     def outReceived(self, data: bytes) -> None:
@@ -80,7 +82,7 @@ class _Run:
 
     argv: tuple[str, ...]
     timeout: float
-    on_end: Any
+    on_end: Callable[[_Run], None]
     waiters: list[Deferred[bytes]] = field(factory=list)
     transport: IProcessTransport | None = None
     deadline: IDelayedCall | None = None
@@ -129,7 +131,7 @@ class _Run:
             result = self._timeout_failure()  # for anyone who joined after the kill
         elif reason.check(ProcessDone):
             result = stdout
-        elif reason.check(ProcessTerminated):
+        elif isinstance(reason.value, ProcessTerminated):
             value = reason.value
             if value.signal is not None:
                 message = f"killed by signal {value.signal}"
@@ -147,7 +149,7 @@ class _Run:
 class CommandRunner:
     """Spawns command-sensor programs on the injected reactor, never two of the same."""
 
-    def __init__(self, reactor: Any, env: Mapping[str, str] = CHILD_ENV) -> None:
+    def __init__(self, reactor: IPistatsdReactor, env: Mapping[str, str] = CHILD_ENV) -> None:
         self._reactor = reactor
         self._clock: IReactorTime = reactor
         self._env = dict(env)

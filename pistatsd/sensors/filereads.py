@@ -64,9 +64,7 @@ class FileReads:
             lambda raw: scaled(raw, sensor),
             self._read_failed,
             errbackArgs=(sensor,),
-        )
-        d.addCallback(self._finished, sensor, done)
-        d.addErrback(self._unexpected, sensor)
+        ).addCallback(self._finished, sensor, done).addErrback(self._unexpected, sensor)
         return waiter
 
     def stuck(self, after: float) -> list[FileSensor]:

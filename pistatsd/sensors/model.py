@@ -15,12 +15,11 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from attrs import field, frozen
 
 from pistatsd.errors import StartupError
+from pistatsd.jsontypes import JSONMapping, JSONObject
 
 #: A sensor name: it appears in URLs, Prometheus labels and InfluxDB tags, so
 #: it is kept to characters that need no escaping anywhere.  It must not start
@@ -150,7 +149,7 @@ class FileSensor:
     offset: float = 0.0
     unit: str = ""
 
-    def definition(self) -> dict[str, Any]:
+    def definition(self) -> JSONObject:
         """The fields a client sends and gets back, and the persisted form."""
         return {
             "name": self.name,
@@ -177,7 +176,7 @@ class CommandSensor:
     unit: str = ""
     timeout: float = DEFAULT_COMMAND_TIMEOUT
 
-    def definition(self) -> dict[str, Any]:
+    def definition(self) -> JSONObject:
         """What clients see: the command is shown, and marked read-only."""
         return {
             "name": self.name,
@@ -237,7 +236,7 @@ def parse_number(text: str) -> float:
     return number
 
 
-def parse_file_sensor(document: Mapping[str, Any], url_name: str | None = None) -> FileSensor:
+def parse_file_sensor(document: JSONMapping, url_name: str | None = None) -> FileSensor:
     """Build a L{FileSensor} from a client's JSON object.
 
     @param url_name: for PUT, the name in the URL: the body may omit its

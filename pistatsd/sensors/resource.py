@@ -18,7 +18,6 @@ sensor is a 400 whose message names the field.
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from attrs import field, frozen
 from twisted.internet.defer import Deferred
@@ -27,7 +26,9 @@ from twisted.python.failure import Failure
 from twisted.web.resource import IResource
 from twisted.web.server import NOT_DONE_YET, Request
 
+from pistatsd.jsontypes import JSONObject, JSONValue
 from pistatsd.sensors.model import (
+    FileSensor,
     InvalidSensor,
     SensorError,
     check_name,
@@ -100,7 +101,7 @@ def _format_value(value: float | None) -> str:
     return "null" if value is None else repr(value)
 
 
-def as_text(documents: list[dict[str, Any]]) -> str:
+def as_text(documents: list[JSONObject]) -> str:
     """One C{name value unit} line per sensor (C{room 21.5 C}); errors after a C{#}."""
     lines = []
     for document in documents:
@@ -113,10 +114,11 @@ def as_text(documents: list[dict[str, Any]]) -> str:
     return "".join(lines)
 
 
-def _read_sensor_body(request: Request, url_name: str | None = None) -> Any:
+def _read_sensor_body(request: Request, url_name: str | None = None) -> FileSensor | bytes:
     """The parsed sensor in a POST/PUT body, or the error body to answer with."""
     if not is_json_content_type(request.getHeader(b"content-type")):
         return json_error(request, 415, "the body must be sent with Content-Type: application/json")
+    assert request.content is not None  # the channel gives every request a body first
     try:
         document = decode_json_object(request.content.read(), example=_EXAMPLE)
     except ValueError as e:
@@ -127,13 +129,13 @@ def _read_sensor_body(request: Request, url_name: str | None = None) -> Any:
         return json_error(request, 400, str(e))
 
 
-def _answer_later(request: Request, result: Deferred[bytes]) -> Any:
+def _answer_later(request: Request, result: Deferred[bytes]) -> int:
     """Finish C{request} with the body C{result} fires with, unless the client left."""
     gone: list[bool] = []
     request.notifyFinish().addErrback(lambda _: gone.append(True))
 
     def failed(reason: Failure) -> bytes:
-        if reason.check(SensorError):
+        if isinstance(reason.value, SensorError):
             return json_error(request, reason.value.code, reason.value.message)
         _log.failure("Unexpected error changing sensors", failure=reason)
         return json_error(request, 500, "internal server error")
@@ -148,7 +150,7 @@ def _answer_later(request: Request, result: Deferred[bytes]) -> Any:
     return NOT_DONE_YET
 
 
-def _get(request: Request, documents: list[dict[str, Any]], payload: Any) -> bytes:
+def _get(request: Request, documents: list[JSONObject], payload: JSONValue) -> bytes:
     request.setHeader(b"vary", b"Accept")
     request.setHeader(b"cache-control", b"no-store")
     if preferred(request.getHeader(b"accept"), _OFFERS) == "text/plain":
@@ -175,7 +177,7 @@ class SensorsResource(JSONResource):
         documents = self._service.represent_all()
         return _get(request, documents, {"sensors": documents})
 
-    def render_POST(self, request: Request) -> Any:
+    def render_POST(self, request: Request) -> bytes | int:
         refused = self._guard.refuse(request)
         if refused is not None:
             return refused
@@ -187,7 +189,7 @@ class SensorsResource(JSONResource):
         except InvalidSensor as e:
             return json_error(request, 400, str(e))
 
-        def created(document: dict[str, Any]) -> bytes:
+        def created(document: JSONObject) -> bytes:
             request.setHeader(b"location", b"/api/sensors/" + sensor.name.encode("ascii"))
             return json_body(request, document, 201)
 
@@ -224,7 +226,7 @@ class SensorResource(JSONResource):
             return self._not_found(request)
         return _get(request, [document], document)
 
-    def render_PUT(self, request: Request) -> Any:
+    def render_PUT(self, request: Request) -> bytes | int:
         refused = self._guard.refuse(request)
         if refused is not None:
             return refused
@@ -240,7 +242,7 @@ class SensorResource(JSONResource):
         except InvalidSensor as e:
             return json_error(request, 400, str(e))
 
-        def replaced(outcome: tuple[bool, dict[str, Any]]) -> bytes:
+        def replaced(outcome: tuple[bool, JSONObject]) -> bytes:
             created, document = outcome
             if created:
                 request.setHeader(b"location", b"/api/sensors/" + name.encode("ascii"))
@@ -248,7 +250,7 @@ class SensorResource(JSONResource):
 
         return _answer_later(request, d.addCallback(replaced))
 
-    def render_DELETE(self, request: Request) -> Any:
+    def render_DELETE(self, request: Request) -> bytes | int:
         refused = self._guard.refuse(request)
         if refused is not None:
             return refused

@@ -14,7 +14,7 @@ what clients see and what survives a restart never disagree.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from twisted.application.internet import TimerService
 from twisted.internet.defer import (
@@ -30,6 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pistatsd.episodes import Episodes
+from pistatsd.jsontypes import JSONObject
 from pistatsd.loops import guarded
 from pistatsd.sensors.commands import CommandFailed, CommandRunner, parse_output
 from pistatsd.sensors.confine import Confinement
@@ -115,7 +116,7 @@ class SensorsService(TimerService):
         self._shadowed: dict[str, FileSensor] = {}
         self._cache: dict[str, Reading] = {}
         self._file_reads = FileReads(clock, confinement, self._blocking)
-        self._section: dict[str, Any] | None = None
+        self._section: JSONObject | None = None
         self._lock = DeferredLock()
         self._unreadable = _unreadable()
 
@@ -164,7 +165,7 @@ class SensorsService(TimerService):
         """The cached reading of sensor C{name}."""
         return self._cache.get(name, NOT_READ_YET)
 
-    def snapshot_section(self) -> dict[str, Any]:
+    def snapshot_section(self) -> JSONObject:
         """C{{"sensors": {name: {"value", "unit", "error"}}}} for the sampler, from the cache.
 
         Runs on every sampler tick, so the mapping is built once per change
@@ -188,7 +189,7 @@ class SensorsService(TimerService):
         """Every sensor's latest value (None when it could not be read), for InfluxDB."""
         return {name: self.reading(name).value for name in self._all_names()}
 
-    def represent(self, name: str) -> dict[str, Any] | None:
+    def represent(self, name: str) -> JSONObject | None:
         """The SENSOR document of SPEC §5: definition, value, error and links."""
         sensor = self.sensor(name)
         if sensor is None:
@@ -200,13 +201,13 @@ class SensorsService(TimerService):
         document["links"] = {"self": f"/api/sensors/{name}"}
         return document
 
-    def represent_all(self) -> list[dict[str, Any]]:
+    def represent_all(self) -> list[JSONObject]:
         """Every SENSOR document, by name."""
         return [doc for name in self._all_names() if (doc := self.represent(name)) is not None]
 
     # Changes
 
-    def create(self, sensor: FileSensor, by: str = "-") -> Deferred[dict[str, Any]]:
+    def create(self, sensor: FileSensor, by: str = "-") -> Deferred[JSONObject]:
         """Add a new file sensor; fires with its SENSOR document after its first reading.
 
         @raise InvalidSensor: at once, if the path leaves the allowed roots.
@@ -233,11 +234,9 @@ class SensorsService(TimerService):
             files[sensor.name] = sensor
             return True
 
-        d = self._change(change)
-        d.addCallback(lambda _: self._changed(sensor, "created", by))
-        return d
+        return self._change(change).addCallback(lambda _: self._changed(sensor, "created", by))
 
-    def replace(self, sensor: FileSensor, by: str = "-") -> Deferred[tuple[bool, dict[str, Any]]]:
+    def replace(self, sensor: FileSensor, by: str = "-") -> Deferred[tuple[bool, JSONObject]]:
         """Create or replace a file sensor; fires with (created, SENSOR document).
 
         @raise InvalidSensor: at once, if the path leaves the allowed roots.
@@ -257,7 +256,7 @@ class SensorsService(TimerService):
             files[sensor.name] = sensor
             return created
 
-        def done(created: bool) -> Deferred[tuple[bool, dict[str, Any]]]:
+        def done(created: bool) -> Deferred[tuple[bool, JSONObject]]:
             d = self._changed(sensor, "created" if created else "replaced", by)
             return d.addCallback(lambda document: (created, document))
 
@@ -319,7 +318,7 @@ class SensorsService(TimerService):
             return result
 
         def failed(reason: Failure) -> Failure:
-            if reason.check(OSError):
+            if isinstance(reason.value, OSError):
                 error = reason.value.strerror or str(reason.value)
                 _log.error(
                     "Could not save sensor definitions to {path}: {error}",
@@ -344,7 +343,7 @@ class SensorsService(TimerService):
         self._files = files
         self._section = None
 
-    def _changed(self, sensor: FileSensor, verb: str, by: str) -> Deferred[dict[str, Any]]:
+    def _changed(self, sensor: FileSensor, verb: str, by: str) -> Deferred[JSONObject]:
         """Log a change, then read the sensor, waiting a little for the value."""
         _log.info(
             "Sensor {name} {verb} by {client}: {path}",
@@ -357,7 +356,7 @@ class SensorsService(TimerService):
         first.addTimeout(self._first_read_wait, self._clock)
         first.addErrback(lambda f: f.trap(TimeoutError, CancelledError))
 
-        def answer(_: object) -> dict[str, Any]:
+        def answer(_: object) -> JSONObject:
             document = self.represent(sensor.name)
             if document is None:  # deleted meanwhile
                 return {**sensor.definition(), "value": None, "error": "deleted"}
@@ -410,20 +409,21 @@ class SensorsService(TimerService):
     def _read_command(self, sensor: CommandSensor) -> Deferred[None]:
         assert self._runner is not None
         d = self._runner.run(sensor.command, sensor.timeout)
-        d.addCallbacks(
-            lambda output: (parse_output(sensor, output), ""),
-            self._command_failed,
-            errbackArgs=(sensor,),
+        return (
+            d.addCallbacks(
+                lambda output: (parse_output(sensor, output), ""),
+                self._command_failed,
+                errbackArgs=(sensor,),
+            )
+            .addCallback(lambda outcome: self._record(sensor.name, *outcome))
+            .addErrback(self._unexpected, sensor.name)
         )
-        d.addCallback(lambda outcome: self._record(sensor.name, *outcome))
-        d.addErrback(self._unexpected, sensor.name)
-        return d
 
     def _unexpected(self, reason: Failure, name: str) -> None:
         _log.failure("Unexpected error recording sensor {name}", failure=reason, name=name)
 
     def _command_failed(self, reason: Failure, sensor: CommandSensor) -> tuple[Reading, str]:
-        if reason.check(CommandFailed):
+        if isinstance(reason.value, CommandFailed):
             return Reading.failed(reason.value.message), reason.value.detail
         _log.failure("Unexpected error running sensor {name}", failure=reason, name=sensor.name)
         return Reading.failed("internal error while running the command"), ""

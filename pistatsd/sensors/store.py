@@ -22,12 +22,12 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from attrs import frozen
 from twisted.logger import Logger
 
 from pistatsd.files import write_atomically
+from pistatsd.jsontypes import JSONValue
 from pistatsd.sensors.model import FileSensor, InvalidSensor, parse_file_sensor
 
 _log = Logger()
@@ -87,7 +87,7 @@ def decode(data: bytes) -> Decoded:
     rather than the definition being lost.
     """
     try:
-        document: Any = json.loads(data.decode("utf-8"))
+        document: JSONValue = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
         raise CorruptFile(f"not valid JSON ({e})") from None
     if not isinstance(document, dict) or document.get("version") != FORMAT_VERSION:

@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, TypeVarTuple
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
+
+from pistatsd.reactors import IPistatsdReactor
 
 _log = Logger()
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 class BlockingRunner(Protocol):
     """Runs a blocking callable somewhere harmless and reports through a Deferred."""
 
-    def __call__(self, f: Callable[..., T], *args: Any) -> Deferred[T]: ...
+    def __call__(self, f: Callable[[*Ts], T], *args: *Ts) -> Deferred[T]: ...
 
     def start(self) -> None: ...
 
@@ -41,7 +45,7 @@ class InlineRunner:
     results arrive synchronously, which keeps such tests simple.
     """
 
-    def __call__(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
+    def __call__(self, f: Callable[[*Ts], T], *args: *Ts) -> Deferred[T]:
         return maybeDeferred(f, *args)
 
     def start(self) -> None:
@@ -59,6 +63,8 @@ def _daemon_thread(*args: Any, **kwargs: Any) -> threading.Thread:
 class _DaemonThreadPool(ThreadPool):
     """A pool whose threads never keep the process alive."""
 
+    # ThreadPool only calls threadFactory(...) as it would threading.Thread, but
+    # declares it as that class: a function making daemon threads is not one.
     threadFactory = staticmethod(_daemon_thread)  # type: ignore[assignment]
 
 
@@ -71,7 +77,7 @@ class ThreadedRunner:
 
     def __init__(
         self,
-        reactor: Any,
+        reactor: IPistatsdReactor,
         max_threads: int = 2,
         grace: float = 2.0,
         name: str = "pistatsd-sensors",
@@ -92,7 +98,7 @@ class ThreadedRunner:
                 self._pool = _DaemonThreadPool(0, self._pool.max, self._pool.name)
             self._pool.start()
 
-    def __call__(self, f: Callable[..., T], *args: Any) -> Deferred[T]:
+    def __call__(self, f: Callable[[*Ts], T], *args: *Ts) -> Deferred[T]:
         if not self._running:
             # A stopped ThreadPool silently drops work: its Deferred would never fire.
             return fail(RuntimeError("the sensor worker threads are stopped"))
@@ -120,7 +126,7 @@ class ThreadedRunner:
         idle: Deferred[None] = Deferred()
         self._idle.append(idle)
 
-        def gave_up(reason: Any) -> None:
+        def gave_up(reason: Failure) -> None:
             _log.warn(
                 "Leaving {busy} blocking sensor operation(s) unfinished at shutdown",
                 busy=self._busy,

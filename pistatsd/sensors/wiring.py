@@ -16,6 +16,7 @@ from twisted.logger import Logger
 
 from pistatsd.config import Config, ConfigError
 from pistatsd.metrics import SensorMetrics
+from pistatsd.reactors import IPistatsdReactor
 from pistatsd.sensors.commands import CommandRunner
 from pistatsd.sensors.confine import Confinement
 from pistatsd.sensors.model import CommandSensor, parse_command_sensors
@@ -75,7 +76,7 @@ class SensorsParts:
     metrics: SensorMetrics
 
 
-def sensors_parts(config: Config, reactor: Any) -> SensorsParts:
+def sensors_parts(config: Config, reactor: IPistatsdReactor) -> SensorsParts:
     """The sensors service, its resource and its readings, from the configuration."""
     service = sensors_service(config, reactor)
     resource = SensorsResource(service, MutationGuard(config.api_token))
@@ -88,7 +89,7 @@ def sensors_parts(config: Config, reactor: Any) -> SensorsParts:
     )
 
 
-def sensors_service(config: Config, reactor: Any) -> SensorsService:
+def sensors_service(config: Config, reactor: IPistatsdReactor) -> SensorsService:
     """The sensors service (C{.snapshot_section}, C{.readings}).
 
     Readings refresh every sample interval, but no more often than every

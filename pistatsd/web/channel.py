@@ -19,9 +19,10 @@ lingers (L{pistatsd.web.linger}): the client reads the answer, not a reset.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web import http
 
@@ -41,6 +42,25 @@ def _bare_lf(pending: bytes) -> bool:
         return False
     crlf = pending.find(b"\r\n")
     return crlf == -1 or lf < crlf
+
+
+class _Connection(Protocol):
+    """What an answered-early channel needs of its transport (TCP or TLS)."""
+
+    disconnecting: bool
+
+    def write(self, data: bytes) -> None: ...
+
+    def abortConnection(self) -> None: ...
+
+
+class _Consumer(Protocol):
+    """The channel's C{_networkProducer}: the transport (or Twisted's stand-in for one
+    that cannot pause), which is also the consumer the channel registered with."""
+
+    def unregisterProducer(self) -> None: ...
+
+    def resumeProducing(self) -> None: ...
 
 
 class GuardedChannel(http.HTTPChannel):
@@ -71,7 +91,7 @@ class GuardedChannel(http.HTTPChannel):
         super().connectionMade()
         self.site.connection_opened(self)
 
-    def connectionLost(self, reason: Failure) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_deadline()
         if self._linger is not None:
             self._linger.stop()
@@ -150,6 +170,7 @@ class GuardedChannel(http.HTTPChannel):
     def allHeadersReceived(self) -> None:
         if self._linger is not None:
             return
+        assert self.transport is not None  # headers arrive on a connected channel
         outcome = check_head(
             self._command,
             self._path,
@@ -222,14 +243,15 @@ class GuardedChannel(http.HTTPChannel):
         sends is read and dropped until it stops, or for a bounded time and
         amount, then the connection is closed.
         """
-        if self._linger is not None or self.transport is None or self.transport.disconnecting:
+        transport = cast(_Connection | None, self.transport)
+        if self._linger is not None or transport is None or transport.disconnecting:
             return
         site = self.site
         self._cancel_deadline()
         self.setTimeout(None)
         method = getattr(self, "_command", b"-")
         response, sent = refusal.encode(head_only=method == b"HEAD")
-        self.transport.write(response)
+        transport.write(response)
         if isinstance(self._transferDecoder, BoundedChunkedDecoder):
             self._transferDecoder.stop()
         # What LineReceiver still holds is never parsed.
@@ -239,15 +261,16 @@ class GuardedChannel(http.HTTPChannel):
             None if self.isSecure() else getattr(self.transport, "loseWriteConnection", None)
         )
         self._linger = LingeringClose(
-            self.transport,
+            transport,
             site.reactor,
             seconds=site.linger_seconds,
             max_bytes=site.linger_bytes,
             half_close=half_close,
         )
         # Keep reading whatever happened before: the point is to drain the input.
-        self._networkProducer.unregisterProducer()
-        self._networkProducer.resumeProducing()
+        producer = cast(_Consumer, self._networkProducer)
+        producer.unregisterProducer()
+        producer.resumeProducing()
         self._linger.start()
         site.answered_early(self._record(refusal, method, sent), refusal)
 

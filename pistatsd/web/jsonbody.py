@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from pistatsd.jsontypes import JSONObject
 
 
 def _reject_constant(name: str) -> float:
@@ -27,7 +28,7 @@ def is_json_content_type(header: bytes | None) -> bool:
     return header.split(b";", 1)[0].strip().lower() == b"application/json"
 
 
-def decode_json_object(body: bytes, example: str = '{"a": 1, "b": 2}') -> dict[str, Any]:
+def decode_json_object(body: bytes, example: str = '{"a": 1, "b": 2}') -> JSONObject:
     """The JSON object in C{body}; C{ValueError} with a clear message otherwise.
 
     @param example: shown in the message when the body is JSON but not an object.

@@ -130,6 +130,7 @@ class LimitedRequest(Request):
         if self._body_seen > self.channel.site.max_body:
             self._refuse_body()
             return
+        assert self.content is not None  # gotLength made it
         self.content.write(data)
 
     def _refuse_body(self) -> None:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from twisted.web.resource import Resource, UnsupportedMethod
 from twisted.web.server import Request
+
+from pistatsd.jsontypes import JSONValue
 
 JSON_TYPE = b"application/json"
 TEXT_TYPE = b"text/plain; charset=utf-8"
 HTML_TYPE = b"text/html; charset=utf-8"
 
 
-def json_body(request: Request, payload: Any, code: int = 200) -> bytes:
+def json_body(request: Request, payload: JSONValue, code: int = 200) -> bytes:
     """Encode C{payload} as the response body, with its status and content type."""
     request.setResponseCode(code)
     request.setHeader(b"content-type", JSON_TYPE)
@@ -47,7 +48,9 @@ class JSONResource(Resource):
             return super().render(request)
         except UnsupportedMethod as e:
             order = [b"GET", b"HEAD", b"POST", b"PUT", b"DELETE"]
-            methods = sorted(e.allowedMethods, key=lambda m: order.index(m) if m in order else 99)
+            methods: list[bytes] = sorted(
+                e.allowedMethods, key=lambda m: order.index(m) if m in order else 99
+            )
             request.setHeader(b"allow", b", ".join(methods))
             method = request.method.decode("latin-1", "replace")
             return json_error(request, 405, f"method {method} not allowed")

@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IAddress, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.web import http
 from twisted.web.resource import IResource
-from twisted.web.server import Request, Site
+from twisted.web.server import Site
 
 from pistatsd.web.accesslog import WallClockLogFormatter
 from pistatsd.web.channel import GuardedChannel
@@ -44,6 +44,7 @@ class _Refuse(Protocol):
     )
 
     def connectionMade(self) -> None:
+        assert self.transport is not None  # makeConnection sets it first
         self.transport.write(self._RESPONSE)
         self.transport.loseConnection()
 
@@ -66,7 +67,9 @@ class PistatsdSite(Site):
     """
 
     requestFactory = LimitedRequest
-    protocol = GuardedChannel
+    # The channel itself, not Twisted's HTTP/2-negotiating wrapper (the type the
+    # base declares): pistatsd speaks HTTP/1.1 only.
+    protocol = GuardedChannel  # type: ignore[assignment]
     linger_seconds = 5.0
     linger_bytes = 1 << 20
 
@@ -77,7 +80,7 @@ class PistatsdSite(Site):
         reactor: IReactorTime,
         connections: ConnectionCounter | None = None,
         traffic: Traffic | None = None,
-        observers: Sequence[Callable[[Request], None]] = (),
+        observers: Sequence[Callable[[http.Request], None]] = (),
         max_body: int = 65536,
         idle_timeout: float = 60.0,
         request_deadline: float = 60.0,
@@ -131,7 +134,9 @@ class PistatsdSite(Site):
         super().stopFactory()
         self.refusals.stop()
 
-    def buildProtocol(self, addr: IAddress) -> Protocol | None:
+    # At the cap the answer is a plain protocol, not an HTTP channel: any protocol
+    # will do for the listening port, but the base class promises a channel.
+    def buildProtocol(self, addr: IAddress | None) -> Protocol | None:  # type: ignore[override]
         if not self.connections.admit():
             return _Refuse()
         return super().buildProtocol(addr)
@@ -144,13 +149,13 @@ class PistatsdSite(Site):
         """Count a closed (or upgraded) HTTP connection."""
         self.connections.closed("http")
 
-    def answered_early(self, request: Request, refusal: Refusal) -> None:
+    def answered_early(self, request: http.Request, refusal: Refusal) -> None:
         """A request the connection refused itself: counted and logged like the others."""
         address = request.getClientAddress()
         self.refusals.note(refusal, str(getattr(address, "host", address)))
         self.log(request)
 
-    def log(self, request: Request) -> None:
+    def log(self, request: http.Request) -> None:
         """Count every answered request; write the access log only when one is configured."""
         self.traffic.total += 1
         for observer in self._observers:

@@ -89,7 +89,9 @@ class StatsResource(JSONResource):
             request.setHeader(b"retry-after", b"%d" % math.ceil(seconds))
             return json_error(request, 503, "too many pending interval measurements")
         request.notifyFinish().addErrback(lambda _: measured.cancel())
-        measured.addCallbacks(self._answer, self._failed, (request,), None, (request,))
+        measured.addCallbacks(
+            self._answer, self._failed, callbackArgs=(request,), errbackArgs=(request,)
+        )
         return NOT_DONE_YET
 
     def _answer(self, snapshot: dict, request: Request) -> None:

@@ -83,6 +83,7 @@ class SumResource(JSONResource):
     def render_POST(self, request: Request) -> bytes:
         if not is_json_content_type(request.getHeader(b"content-type")):
             return text_body(request, CONTENT_TYPE_MESSAGE, 400)
+        assert request.content is not None  # the channel gives every request a body first
         try:
             document = decode_json_object(request.content.read())
         except ValueError as e:

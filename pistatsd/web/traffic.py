@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from attrs import define, field
-from twisted.web.server import Request
+from twisted.web.http import Request
 
 from pistatsd.web.routes import RouteTable
 

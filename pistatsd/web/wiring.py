@@ -14,11 +14,11 @@ from attrs import frozen
 from prometheus_client.registry import CollectorRegistry
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
-from twisted.internet.interfaces import IReactorTime
 
 from pistatsd.config import Config
 from pistatsd.listening import ListeningService
 from pistatsd.metrics import RequestCounter
+from pistatsd.reactors import IPistatsdReactor
 from pistatsd.sampler import Sampler
 from pistatsd.status import DaemonStatus
 from pistatsd.web.api import ApiIndex, HealthResource
@@ -98,7 +98,7 @@ class WebParts:
 
 def web_parts(
     config: Config,
-    reactor: IReactorTime,
+    reactor: IPistatsdReactor,
     *,
     routes: RouteTable,
     connections: ConnectionCounter,
@@ -123,7 +123,7 @@ def web_parts(
     return WebParts(site=site, routes=routes, listeners=listeners(config, reactor, site))
 
 
-def listeners(config: Config, reactor: IReactorTime, site: PistatsdSite) -> IService:
+def listeners(config: Config, reactor: IPistatsdReactor, site: PistatsdSite) -> IService:
     """One listening service per C{--port} and C{--tls} endpoint, under one parent."""
     parent = MultiService()
     parent.setName("listeners")

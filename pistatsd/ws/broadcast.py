@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from autobahn.websocket.protocol import PreparedMessage
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from pistatsd.jsontypes import JSONMapping, JSONObject
 from pistatsd.loops import Repeating
 from pistatsd.sampler import Sampler
 
 if TYPE_CHECKING:
-    from pistatsd.ws.protocols import BroadcastProtocol
+    from pistatsd.ws.protocols import BroadcastProtocol, HubProtocol
 
 _log = Logger()
 
@@ -23,13 +24,13 @@ _log = Logger()
 HELLO_HISTORY_SECONDS = 300.0
 
 
-def slim(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+def slim(snapshot: JSONMapping) -> JSONObject:
     """What a chart needs from a past snapshot: a tenth of its size.
 
     The hello carries minutes of history to every new client; full snapshots
     would make it hundreds of kilobytes per connection.
     """
-    out: dict[str, Any] = {"timestamp": snapshot.get("timestamp")}
+    out: JSONObject = {"timestamp": snapshot.get("timestamp")}
     for part, key in (("cpu", "percent"), ("memory", "percent"), ("temperature", "celsius")):
         section = snapshot.get(part)
         if isinstance(section, Mapping):
@@ -72,7 +73,7 @@ class Broadcaster:
         self._wall = wall
         self.interval = interval
         self.stuck_after = stuck_after
-        self.clients: set[BroadcastProtocol] = set()
+        self.clients: set[HubProtocol] = set()
         self._loop = Repeating(clock, self.tick, "broadcast tick")
         self._hello_cache: tuple[object, bytes] | None = None
         self.ticks = 0
@@ -92,7 +93,7 @@ class Broadcaster:
         if not self.running:
             self._loop.start(self.interval, now=False)
 
-    def leave(self, client: BroadcastProtocol) -> None:
+    def leave(self, client: HubProtocol) -> None:
         """Forget a client; stop the timer when nobody is left."""
         self.clients.discard(client)
         if not self.clients and self.running:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ class HubProtocol(WebSocketServerProtocol):
     """
 
     factory: PistatsdFactory
+    #: The client's id, given by the hub when the handshake completes.
+    ws_id: str
     paused_since: float | None = None
     messages_received = 0
 
@@ -41,7 +45,8 @@ class HubProtocol(WebSocketServerProtocol):
     def onOpen(self) -> None:
         # Exceptions in onOpen vanish inside Autobahn: log them and close.
         try:
-            transport = self.transport
+            # The HTTP connection's transport (TCP or TLS) is a consumer.
+            transport = cast(IConsumer, self.transport)
             if getattr(transport, "producer", None) is not None:
                 # The HTTP channel registered itself before the upgrade.
                 transport.unregisterProducer()
@@ -69,7 +74,7 @@ class HubProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self.hub.closed(self)
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
         # Also covers connections that never completed the handshake.
         self.hub.closed(self)
@@ -110,7 +115,7 @@ class EchoProtocol(HubProtocol):
             resume()
 
 
-def _socket_of(transport: Any) -> socket.socket | None:
+def _socket_of(transport: object) -> socket.socket | None:
     """The OS socket under a transport, through any TLS wrapper."""
     for _ in range(4):
         handle = getattr(transport, "getHandle", lambda: None)()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 from autobahn.twisted.resource import WebSocketResource
 from twisted.web.server import NOT_DONE_YET, Request
 
@@ -9,6 +11,9 @@ from pistatsd.web.forwarded import browser_view
 from pistatsd.web.responses import json_error
 from pistatsd.ws.origins import OriginPolicy
 from pistatsd.ws.protocols import PistatsdFactory
+
+if TYPE_CHECKING:
+    from pistatsd.web.channel import GuardedChannel
 
 
 class UpgradeResource(WebSocketResource):
@@ -38,7 +43,7 @@ class UpgradeResource(WebSocketResource):
         if request.getHeader(b"upgrade") is None:
             request.setHeader(b"upgrade", b"websocket")
             return json_error(request, 426, "this is a WebSocket endpoint: upgrade required")
-        channel = request.channel
+        channel = cast("GuardedChannel", request.channel)  # the site's channel class
         site = channel.site
         result = super().render(request)
         if result is NOT_DONE_YET and channel.transport is None:

@@ -89,7 +89,7 @@ class StaticFiles(Resource):
 
     def __init__(
         self,
-        root: str | bytes | FilePath,
+        root: str | bytes | FilePath[str] | FilePath[bytes],
         *,
         cache_bytes: int = 8 * 1024 * 1024,
         cache_file_max: int = 256 * 1024,
@@ -128,7 +128,7 @@ class StaticFiles(Resource):
 
     # Rendering
 
-    def render(self, request: Request) -> int:  # type: ignore[override]
+    def render(self, request: Request) -> int:
         """
         Answer C{request}; always finishes it (possibly later).
         """
@@ -154,6 +154,7 @@ class StaticFiles(Resource):
         @raise RefusedError: for names we never serve (404).
         @raise OSError: from the file system; mapped by C{render}.
         """
+        assert request.prepath is not None and request.postpath is not None  # set by the site
         segments = request.prepath + request.postpath
         trailing = not segments or segments[-1] == b""
         if trailing:
