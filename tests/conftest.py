@@ -25,22 +25,3 @@ def _real_state_dirs_untouched():
 def _run_in_tmp_path(tmp_path, monkeypatch):
     """Keep trial's C{mktemp()} folders out of the checkout: every test runs in its own tmp dir."""
     monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def daemon():
-    """Start real pistatsd daemons (C{daemon("--opt", "v")}); any still running are
-    stopped at teardown."""
-    from tests.daemon import Daemon
-
-    started: list[Daemon] = []
-
-    def start(*args: str, **kw) -> Daemon:
-        d = Daemon(args, **kw).start()
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc is not None and d.proc.poll() is None:
-            d.stop()

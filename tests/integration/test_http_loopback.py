@@ -151,7 +151,7 @@ def test_413_over_tls_is_read_too(daemon, tmp_path):
     client closes once it has the whole answer (Content-Length, Connection: close)."""
     import ssl
 
-    from tests.test_tls import client_context, tls_daemon
+    from tests.integration.test_tls import client_context, tls_daemon
 
     _, port = tls_daemon(daemon, str(tmp_path / "state"))
     data = post_sum(port, {"Content-Length": str(len(BODY))}, BODY, host="localhost")

@@ -8,7 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pistatsd.machine.cpufreq import REDISCOVER_SECONDS, CpuFrequency
 from pistatsd.sysinfo import SystemCollector
 from tests.machine_trees import raspberry_pi, tree, write
-from tests.test_sysinfo import FakePsutil, capture_logs
+from tests.unit.test_sysinfo import FakePsutil, capture_logs
 
 POLICY = "devices/system/cpu/cpufreq/policy{n}/scaling_cur_freq"
 

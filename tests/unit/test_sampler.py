@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pistatsd import sampler as sampler_module
 from pistatsd.sampler import Sampler, TooManyMeasurements
 from pistatsd.sysinfo import Snapshot, SystemCollector
-from tests.test_sysinfo import FakePsutil, capture_logs, cpu, empty_sysfs
+from tests.unit.test_sysinfo import FakePsutil, capture_logs, cpu, empty_sysfs
 
 
 class FlakyCollector(SystemCollector):

@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from pistatsd.machine.readings import Troubles, rate, read_int, read_text
 from tests.machine_trees import tree, write
-from tests.test_sysinfo import capture_logs
+from tests.unit.test_sysinfo import capture_logs
 
 
 class ReadTests(SynchronousTestCase):

@@ -10,7 +10,7 @@ from pistatsd.influx.points import DaemonPoints, system_point
 from pistatsd.web.traffic import RequestTally
 from tests.influxd import capture_all_logs
 from tests.machine_snapshots import ALL, OLD, PC, PI, first_sample, with_odd_mount
-from tests.test_influx_points import FakeSampler
+from tests.unit.test_influx_points import FakeSampler
 
 PI_LINES = [
     'net,host=pi,interface=br-"lan\\1 bytes_recv=0i,bytes_sent=0i,err_in=0i,err_out=0i,'

@@ -19,7 +19,7 @@ from pistatsd.machine.diskio import (
     parse_pre_eol,
 )
 from tests.machine_trees import block_device, diskstats_line, raspberry_pi, tree, write
-from tests.test_sysinfo import capture_logs
+from tests.unit.test_sysinfo import capture_logs
 
 FIELDS = {
     "read_bytes_per_s",

@@ -22,7 +22,7 @@ from twisted.web.server import Site
 from pistatsd.influx.reporter import InfluxReporter
 from pistatsd.influx.writer import InfluxTarget
 from tests.influxd import FakeInflux, rendered
-from tests.test_influx_reporter import Counting, numbers
+from tests.unit.test_influx_reporter import Counting, numbers
 
 
 class _ClosingSite(Site):

@@ -8,7 +8,7 @@ from pistatsd.machine import power as power_module
 from pistatsd.machine.power import FLAGS, REDISCOVER_SECONDS, FlagChanges, PiPower
 from pistatsd.sysinfo import THROTTLE_FLAGS, THROTTLED_PATH, SystemCollector, parse_throttled
 from tests.machine_trees import raspberry_pi, tree, write
-from tests.test_sysinfo import FakePsutil
+from tests.unit.test_sysinfo import FakePsutil
 
 NEVER = dict.fromkeys(FLAGS)
 

@@ -141,7 +141,7 @@ class OptionsTests(SynchronousTestCase):
 
         from pistatsd.config import OPTIONS
 
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         with open(os.path.join(here, "etc", "pistatsd.toml")) as f:
             text = f.read()
         for spec in OPTIONS:
@@ -227,7 +227,7 @@ class DocumentationTests(SynchronousTestCase):
 
         from pistatsd.config import OPTIONS
 
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         with open(os.path.join(here, "README.md")) as f:
             text = f.read()
         for spec in OPTIONS:
@@ -306,7 +306,7 @@ class TacTests(SynchronousTestCase):
         path = self.mktemp()
         with open(path, "w") as f:
             f.write(toml)
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         self.patch(os, "environ", {**os.environ, "PISTATSD_CONFIG": path})
         runpy.run_path(os.path.join(here, "etc", "pistatsd.tac"))
 

@@ -10,7 +10,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from pistatsd.machine import fans as fans_module
 from pistatsd.machine.fans import REDISCOVER_SECONDS, FanCollector
 from tests.machine_trees import raspberry_pi, tree, write
-from tests.test_sysinfo import capture_logs
+from tests.unit.test_sysinfo import capture_logs
 
 
 class FanTests(SynchronousTestCase):

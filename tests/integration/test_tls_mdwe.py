@@ -191,7 +191,12 @@ def _serve_pistatsd(state_dir: str) -> None:
 
 
 def _python(code: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", f"from tests.test_tls_mdwe import {code}; {code}()", *args]
+    return [
+        sys.executable,
+        "-c",
+        f"from tests.integration.test_tls_mdwe import {code}; {code}()",
+        *args,
+    ]
 
 
 def _restricted(mechanism: str, argv: list[str]) -> list[str]:

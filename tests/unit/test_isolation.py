@@ -1,4 +1,4 @@
-"""The isolation helpers in memory and on temp files: state dirs, their snapshots."""
+"""Isolation in memory and on temp files: fresh state dirs, snapshots of the real ones."""
 
 from __future__ import annotations
 

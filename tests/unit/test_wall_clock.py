@@ -25,11 +25,11 @@ from pistatsd.web.accesslog import WallClockLogFormatter
 from pistatsd.web.pages import AliveResource, ZzzPage
 from pistatsd.web.site import PistatsdSite
 from pistatsd.ws.broadcast import Broadcaster
-from tests import test_influx_reporter as reporter_tests
 from tests.influxd import FakeInflux, FakeNetwork, Reply
 from tests.support import request
-from tests.test_sysinfo import FakePsutil, cpu, empty_sysfs
-from tests.test_ws_memory import SNAPSHOT, FakeSampler
+from tests.unit import test_influx_reporter as reporter_tests
+from tests.unit.test_sysinfo import FakePsutil, cpu, empty_sysfs
+from tests.unit.test_ws_memory import SNAPSHOT, FakeSampler
 
 #: A wall clock far from the Clock's zero, so the two can never be confused.
 EPOCH = 1_700_000_000.0

@@ -18,7 +18,7 @@ from pistatsd.sampler import Sampler
 from pistatsd.sysinfo import SystemCollector
 from pistatsd.tap import makeService
 from tests.machine_trees import diskstats_line, net_dev, raspberry_pi, write
-from tests.test_sysinfo import FakePsutil
+from tests.unit.test_sysinfo import FakePsutil
 
 NEW_KEYS = {"disk_io", "fans"}
 

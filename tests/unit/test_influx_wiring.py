@@ -15,7 +15,7 @@ from pistatsd.influx.wiring import influx_service
 from pistatsd.influx.writer import PrivateCAPolicy
 from pistatsd.web.traffic import RequestTally
 from tests.influxd import FakeInflux, FakeNetwork, capture_all_logs, make_pki
-from tests.test_influx_points import SNAPSHOT, FakeSampler, FakeSensors
+from tests.unit.test_influx_points import SNAPSHOT, FakeSampler, FakeSensors
 
 
 class WiringTests(SynchronousTestCase):

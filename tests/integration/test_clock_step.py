@@ -29,8 +29,8 @@ from websockets.frames import Frame, Opcode
 from websockets.uri import parse_uri
 
 from tests.daemon import LOOPBACK, PROJECT, Daemon
+from tests.integration.test_systemd import short_dir
 from tests.real import require_library
-from tests.test_systemd import short_dir
 
 pytestmark = pytest.mark.real
 

@@ -17,7 +17,7 @@ from tests.machine_trees import (
     tree,
     write,
 )
-from tests.test_sysinfo import capture_logs
+from tests.unit.test_sysinfo import capture_logs
 
 INTERFACE_FIELDS = {
     "up",

@@ -41,7 +41,7 @@ class OptionTests(SynchronousTestCase):
             self.assertIn(f"--{option}", str(caught.exception))
 
     def test_in_the_shipped_toml(self) -> None:
-        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         with open(os.path.join(here, "etc", "pistatsd.toml")) as f:
             text = f.read()
         for name in ("history-db", "history-flush", "history-max-mb"):

@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.daemon import Daemon, fresh_state_dir
 from tests.influxd import wait_until
 from tests.real import missing
-from tests.test_history_store import T0, Harness, Logged, snapshot, stored_rows
+from tests.unit.test_history_store import T0, Harness, Logged, snapshot, stored_rows
 
 
 def mount_tmpfs(size: str) -> str:
@@ -214,7 +214,7 @@ def test_unreadable_file_is_moved_aside() -> None:
                 setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
                 "--inh-caps=-all", "--bounding-set=-all", *command,
             ]  # fmt: skip
-        project = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        project = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         done = subprocess.run(
             command,
             capture_output=True,
