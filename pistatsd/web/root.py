@@ -8,11 +8,13 @@ from collections.abc import Callable
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 
+from pistatsd.history.api import HistoryReader
 from pistatsd.sampler import Sampler
 from pistatsd.status import DaemonStatus
 from pistatsd.web.api import ApiIndex, HealthResource
 from pistatsd.web.negotiation import lists_html
 from pistatsd.web.pages import AliveResource, ZzzPage
+from pistatsd.web.series import SeriesResource
 from pistatsd.web.static import StaticFiles
 from pistatsd.web.stats import PARTS, StatsResource
 from pistatsd.web.sum import SumResource
@@ -52,14 +54,18 @@ def build_tree(
     www: str,
     history_seconds: float,
     wall: Callable[[], float] = time.time,
+    history: HistoryReader | None = None,
 ) -> RootResource:
     """Assemble the whole tree; returns the root and leaves room for more children.
 
     @param wall: the wall clock, for the dates pages show.
+    @param history: the history store for C{/stats/series}; None: the ring alone.
     """
     root = RootResource(StaticFiles(www), wall)
     root.putChild(b"alive", AliveResource())
-    root.putChild(b"stats", StatsResource(sampler, history_seconds))
+    stats = StatsResource(sampler, history_seconds)
+    stats.putChild(b"series", SeriesResource(sampler, history, wall))
+    root.putChild(b"stats", stats)
     root.putChild(b"sum", SumResource())
     root.putChild(b"health", HealthResource(status))
     links = {
@@ -67,6 +73,7 @@ def build_tree(
         "alive": "/alive",
         "stats": "/stats",
         "history": "/stats/history",
+        "series": "/stats/series",
         "sum": "/sum",
         "health": "/health",
     }
