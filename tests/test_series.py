@@ -14,8 +14,9 @@ from pistatsd.history.api import Resolution, SeriesData
 from pistatsd.history.merge import Axis, bucket
 from pistatsd.status import DaemonStatus
 from pistatsd.web.root import build_tree
+from pistatsd.web.series import RING_SLICE
 from pistatsd.web.site import PistatsdSite
-from tests.support import request
+from tests.support import Client, build_request, request
 
 NOW = 1_800_000_000.0
 
@@ -130,7 +131,13 @@ class SeriesTestCase(SynchronousTestCase):
         return PistatsdSite(root, reactor=self.clock)
 
     def get(self, path: str) -> tuple[int, dict]:
-        response = request(self.site, "GET", path)
+        client = Client(self.site)
+        client.send(build_request("GET", path))
+        self.turns = 0
+        while not client.responses() and self.turns < 1000:
+            self.clock.advance(0)
+            self.turns += 1
+        [response] = client.responses()
         self.assertEqual(response.header("content-type"), "application/json")
         return response.status, json.loads(response.body)
 
@@ -208,6 +215,20 @@ class QueryTests(SeriesTestCase):
         self.assertEqual(set(cpu), {"min", "avg", "max"})
         self.assertEqual(len(cpu["avg"]), len(body["t"]))
         self.assertEqual(cpu["avg"][-2], 20.0)
+
+    def test_ring_decoded_in_slices(self) -> None:
+        """An hour of ring is decoded a slice at a time, the reactor turning between."""
+        self.ring.fill(NOW - 3599, NOW, cpu=20.0)
+        turns = []
+        call_later = self.clock.callLater
+        self.clock.callLater = lambda *a, **kw: turns.append(a[0]) or call_later(*a, **kw)
+        client = Client(self.site)
+        client.send(build_request("GET", "/stats/series?names=cpu.percent"))
+        self.assertEqual(client.responses(), [])
+        self.clock.advance(0)
+        [response] = client.responses()
+        self.assertEqual(response.status, 200)
+        self.assertEqual(turns.count(0), 3600 // RING_SLICE - 1)
 
     def test_band_min_avg_max(self) -> None:
         """Each bucket gives the min, mean and max of the samples it covers."""
@@ -301,8 +322,6 @@ class QueryTests(SeriesTestCase):
         """The answer comes when the store's thread answers, not before."""
         self.store.pending = []
         self.ring.fill(NOW - 60, NOW, cpu=50.0)
-        from tests.support import Client, build_request
-
         client = Client(self.site)
         client.send(build_request("GET", "/stats/series?names=cpu.percent"))
         self.assertEqual(client.responses(), [])

@@ -64,7 +64,7 @@ def build_tree(
     root = RootResource(StaticFiles(www), wall)
     root.putChild(b"alive", AliveResource())
     stats = StatsResource(sampler, history_seconds)
-    stats.putChild(b"series", SeriesResource(sampler, history, wall))
+    stats.putChild(b"series", SeriesResource(sampler, history, wall, status.clock))
     root.putChild(b"stats", stats)
     root.putChild(b"sum", SumResource())
     root.putChild(b"health", HealthResource(status))

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 from twisted.internet.defer import ensureDeferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
@@ -34,6 +36,12 @@ MAX_NAMES = 20
 MAX_NAME_LENGTH = 200
 MAX_SPAN = 10 * 366 * 86400.0
 """Ten years: more than the store keeps; beyond it a range is a mistake."""
+RING_SLICE = 100
+"""Ring snapshots decoded between two turns of the reactor.
+
+Decoding an hour of snapshots (3600 at 1 s) costs tens of milliseconds on
+the development machine and more on a Pi: in slices, requests that arrive
+meanwhile (C{/alive}, the broadcast) wait for one slice, not for all."""
 
 
 class Ring(Protocol):
@@ -129,17 +137,24 @@ class SeriesResource(JSONResource):
     isLeaf = True
 
     def __init__(
-        self, ring: Ring, reader: HistoryReader | None, wall: Callable[[], float] = time.time
+        self,
+        ring: Ring,
+        reader: HistoryReader | None,
+        wall: Callable[[], float] = time.time,
+        clock: IReactorTime | None = None,
     ) -> None:
         """
         @param ring: the sampler, for its last hour.
         @param reader: the store, or None when there is none (the ring answers alone).
         @param wall: the wall clock: C{to} defaults to now.
+        @param clock: the reactor, to let it turn between slices of ring decoding;
+            None decodes at once (tests).
         """
         super().__init__()
         self._ring = ring
         self._reader = reader
         self._wall = wall
+        self._clock = clock
 
     def render_GET(self, request: Request) -> bytes | int:
         args = {k: v for k, v in request.args.items() if k in (b"names", b"from", b"to", b"points")}
@@ -211,7 +226,7 @@ class SeriesResource(JSONResource):
         covered = ring_from is not None and ring_from <= query.start + step
         if self._reader is None or covered:
             axis = Axis.covering(query.start, query.end, step)
-            values = bucket(self._ring_samples(axis, query.end), query.names, axis)
+            values = bucket(await self._ring_samples(axis, query.end), query.names, axis)
         else:
             data: SeriesData = await self._reader.query(
                 query.names, query.start, query.end, query.points
@@ -219,7 +234,7 @@ class SeriesResource(JSONResource):
             axis = axis_of(data)
             values = data.values
             if ring_from is not None and ring_from < query.end:
-                ring = bucket(self._ring_samples(axis, query.end), query.names, axis)
+                ring = bucket(await self._ring_samples(axis, query.end), query.names, axis)
                 values = overlay(values, ring, axis, ring_from)
         return _payload(axis, query.end, values, query.names)
 
@@ -228,12 +243,14 @@ class SeriesResource(JSONResource):
         oldest = self._ring.history_encoded()[:1]
         return float(json.loads(oldest[0])["timestamp"]) if oldest else None
 
-    def _ring_samples(self, axis: Axis, end: float) -> list[Sample]:
+    async def _ring_samples(self, axis: Axis, end: float) -> list[Sample]:
         """The ring's snapshots on the axis, flattened: only the recent ones are decoded."""
         reach = self._wall() - axis.start + 2 * self._ring.interval
         last = axis.start + axis.step * axis.count
         samples: list[Sample] = []
-        for encoded in self._ring.history_encoded(max(reach, self._ring.interval)):
+        for i, encoded in enumerate(self._ring.history_encoded(max(reach, self._ring.interval))):
+            if i and i % RING_SLICE == 0 and self._clock is not None:
+                await deferLater(self._clock, 0, lambda: None)
             snapshot = json.loads(encoded)
             when = snapshot.get("timestamp")
             if isinstance(when, int | float) and axis.start <= when < min(last, end + 1e-9):
