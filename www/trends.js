@@ -29,6 +29,8 @@
   /** A zoom narrower than this is a click, not a drag. */
   const MIN_ZOOM_S = 10;
   const FETCH_TIMEOUT_MS = 15000;
+  /** At most this many points on screen get a dot each. */
+  const SPARSE_POINTS = 40;
 
   const TRENDS = [
     { name: "cpu.percent", key: "cpu", label: "CPU", unit: " %", color: "--cpu", range: [0, 100] },
@@ -268,7 +270,7 @@
       series: [
         {},
         { label: m.label + " min", ...edge },
-        { label: m.label, stroke: color, width: 2, points: { show: false } },
+        { label: m.label, stroke: color, width: 2, points: { show: sparse, size: 5, fill: color } },
         { label: m.label + " max", ...edge },
       ],
       bands: [{ series: [3, 1], fill: cssVar(m.color + "-fill") || "rgba(128, 128, 128, 0.15)" }],
@@ -277,13 +279,21 @@
         setSelect: [(u) => zoomFrom(u)],
       },
       axes: [
-        { ...axis, size: 30 },
+        { ...axis, size: 44 },
         { ...axis, size: 46, space: 30, values: (u, vals) => vals.map((v) => (m.unit === " %" ? v + "%" : m.unit === " °C" ? v + "°" : v)) },
       ],
     };
     const u = new window.uPlot(opts, [[], [], [], []], el);
     u.over.addEventListener("dblclick", () => resetZoom());
     return { m, el, u, readout };
+  }
+
+  /** Dots where there are few points to show: a lone point draws no line. */
+  function sparse(u, seriesIdx, idx0, idx1) {
+    const values = u.data[seriesIdx] || [];
+    let n = 0;
+    for (let i = idx0; i <= idx1 && n <= SPARSE_POINTS; i++) if (values[i] !== null && values[i] !== undefined) n++;
+    return n <= SPARSE_POINTS;
   }
 
   function showReadout(u, m, el) {
