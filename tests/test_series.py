@@ -230,6 +230,23 @@ class QueryTests(SeriesTestCase):
         self.assertEqual(response.status, 200)
         self.assertEqual(turns.count(0), 3600 // RING_SLICE - 1)
 
+    def test_ring_numbers_kept_between_queries(self) -> None:
+        """A second query of the same names decodes only the snapshots added since."""
+        self.ring.fill(NOW - 3599, NOW, cpu=20.0)
+        self.assertEqual(self.get("/stats/series?names=cpu.percent")[0], 200)
+        turns = []
+        call_later = self.clock.callLater
+        self.clock.callLater = lambda *a, **kw: turns.append(a[0]) or call_later(*a, **kw)
+        self.ring.snapshots.append(snapshot(NOW + 0.5, 80.0))
+        status, body = self.get("/stats/series?names=cpu.percent&to=" + f"{NOW + 1:.0f}")
+        self.assertEqual(status, 200)
+        self.assertEqual(turns.count(0), 0)  # not a single slice to decode
+        self.assertEqual(body["values"]["cpu.percent"]["max"][-1], 80.0)
+        # Other names: decoded afresh.
+        status, body = self.get("/stats/series?names=memory.percent")
+        self.assertEqual(turns.count(0), 3600 // RING_SLICE)  # 3601 snapshots now
+        self.assertEqual(body["values"]["memory.percent"]["avg"][-2], 40.0)
+
     def test_band_min_avg_max(self) -> None:
         """Each bucket gives the min, mean and max of the samples it covers."""
         self.store = None
