@@ -201,6 +201,16 @@ def test_trends_range_buttons_url_zoom_and_tail(server, chromium):  # noqa: F811
             )
             assert all(0 < w <= 390 for w in widths), widths
             save("trends-phone.png", await page.screenshot())
+
+            # Dark mode: the charts are remade in the dark colours, still four of them.
+            await page.viewport(1280, 900)
+            await page.color_scheme("dark")
+            await next_frames(page)
+            canvases = await page.evaluate(
+                "document.querySelectorAll('#trends-charts canvas').length"
+            )
+            assert canvases == 4, canvases
+            save("trends-dark.png", await page.screenshot())
             assert page.errors == [], page.errors
 
     run(go())
@@ -248,11 +258,10 @@ def test_trends_show_stored_data_after_restart(chromium, assets):  # noqa: F811
 
     async def go() -> None:
         state = fresh_state_dir()
-        args = ["--www", WWW, *FAST, "--state-dir", state, "--history-flush", "1"]
+        args = ["--www", WWW, *FAST, "--state-dir", state]
         first = await start(args)
         await wait_history(first, 20)
-        await asyncio.sleep(2.5)  # two flush intervals of the store (its own timer)
-        await stop(first)
+        await stop(first)  # a clean stop writes what the store holds
         stopped = time.time()
         second = await start(args)
         try:

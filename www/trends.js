@@ -420,6 +420,16 @@
       }
     });
     for (const c of charts) resize.observe(c.el);
+    // Canvas colours come from CSS variables: remake the charts when the scheme flips.
+    window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+      for (const c of charts.splice(0)) {
+        resize.unobserve(c.el);
+        c.u.destroy();
+      }
+      for (const m of TRENDS) charts.push(makeChart(m));
+      for (const c of charts) resize.observe(c.el);
+      draw();
+    });
     window.addEventListener("hashchange", () => {
       const name = rangeFromHash();
       if (name && name !== state.range) select(name, true);
