@@ -43,6 +43,8 @@ RING_SLICE = 100
 Decoding an hour of snapshots (3600 at 1 s) costs tens of milliseconds on
 the development machine and more on a Pi: in slices, requests that arrive
 meanwhile (C{/alive}, the broadcast) wait for one slice, not for all."""
+RING_LOOKUPS = 1000
+"""Ring snapshots looked at (decoded or not) between two turns of the reactor."""
 RING_CACHES = 4
 """Sets of names whose ring numbers are kept between queries (about 1 MB each
 for an hour at 1 s): the dashboard's, the client's, a few more."""
@@ -269,15 +271,17 @@ class SeriesResource(JSONResource):
         seen: dict[tuple[int, int], tuple[float | None, dict[str, float]]] = {}
         decoded = 0
         samples: list[Sample] = []
-        for encoded in self._ring.history_encoded(max(reach, self._ring.interval)):
+        for i, encoded in enumerate(self._ring.history_encoded(max(reach, self._ring.interval))):
             # By content, not identity: no reference to the ring's bytes is kept.
             mark = (len(encoded), hash(encoded))
             hit = known.get(mark)
+            fresh = hit is None
             if hit is None:
-                if decoded and decoded % RING_SLICE == 0 and self._clock is not None:
-                    await deferLater(self._clock, 0, lambda: None)
                 decoded += 1
                 hit = _numbers(encoded, key)
+            turn = (fresh and decoded % RING_SLICE == 0) or (i + 1) % RING_LOOKUPS == 0
+            if turn and self._clock is not None:
+                await deferLater(self._clock, 0, lambda: None)
             seen[mark] = hit
             when, numbers = hit
             if when is not None and axis.start <= when < min(last, end + 1e-9):
