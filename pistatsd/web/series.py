@@ -265,7 +265,7 @@ class SeriesResource(JSONResource):
         same few series again and again, and a snapshot in the ring never changes.
         """
         reach = self._wall() - axis.start + 2 * self._ring.interval
-        last = axis.start + axis.step * axis.count
+        first, last = axis.start, min(axis.start + axis.step * axis.count, end + 1e-9)
         key = tuple(sorted(names))
         known = self._seen.pop(key, {})
         seen: dict[tuple[int, int], tuple[float | None, dict[str, float]]] = {}
@@ -284,7 +284,7 @@ class SeriesResource(JSONResource):
                 await deferLater(self._clock, 0, lambda: None)
             seen[mark] = hit
             when, numbers = hit
-            if when is not None and axis.start <= when < min(last, end + 1e-9):
+            if when is not None and first <= when < last:
                 samples.append((when, numbers))
         self._seen[key] = seen
         while len(self._seen) > RING_CACHES:
