@@ -61,36 +61,55 @@ def empty(names: Iterable[str], count: int) -> Values:
     return {name: {field: [None] * count for field in FIELDS} for name in names}
 
 
-def bucket(samples: Iterable[Sample], names: Sequence[str], axis: Axis) -> Values:
-    """Min, mean and max of each name's samples per bucket; None where a bucket has none."""
-    count = axis.count
-    lows: dict[str, list[float | None]] = {name: [None] * count for name in names}
-    highs: dict[str, list[float | None]] = {name: [None] * count for name in names}
-    sums = {name: [0.0] * count for name in names}
-    ns = {name: [0] * count for name in names}
-    for when, numbers in samples:
-        i = axis.index(when)
+class Buckets:
+    """Min, mean and max per bucket, one sample at a time (so a caller can pause between)."""
+
+    def __init__(self, names: Sequence[str], axis: Axis) -> None:
+        self._names = list(names)
+        self._axis = axis
+        count = axis.count
+        self._lows: dict[str, list[float | None]] = {name: [None] * count for name in names}
+        self._highs: dict[str, list[float | None]] = {name: [None] * count for name in names}
+        self._sums = {name: [0.0] * count for name in names}
+        self._ns = {name: [0] * count for name in names}
+
+    def add(self, when: float, numbers: Mapping[str, float]) -> None:
+        """One sample; outside the axis it is ignored."""
+        i = self._axis.index(when)
         if i is None:
-            continue
-        for name in names:
+            return
+        for name in self._names:
             value = numbers.get(name)
             if value is None:
                 continue
-            low = lows[name][i]
+            lows = self._lows[name]
+            low = lows[i]
             if low is None or value < low:
-                lows[name][i] = value
-            high = highs[name][i]
+                lows[i] = value
+            highs = self._highs[name]
+            high = highs[i]
             if high is None or value > high:
-                highs[name][i] = value
-            sums[name][i] += value
-            ns[name][i] += 1
-    values: Values = {}
-    for name in names:
-        n = ns[name]
-        s = sums[name]
-        avg: list[float | None] = [s[i] / n[i] if n[i] else None for i in range(count)]
-        values[name] = {"min": lows[name], "avg": avg, "max": highs[name]}
-    return values
+                highs[i] = value
+            self._sums[name][i] += value
+            self._ns[name][i] += 1
+
+    def values(self) -> Values:
+        """Each name's lists; None where a bucket had no sample."""
+        values: Values = {}
+        for name in self._names:
+            n = self._ns[name]
+            s = self._sums[name]
+            avg: list[float | None] = [s[i] / n[i] if n[i] else None for i in range(len(n))]
+            values[name] = {"min": self._lows[name], "avg": avg, "max": self._highs[name]}
+        return values
+
+
+def bucket(samples: Iterable[Sample], names: Sequence[str], axis: Axis) -> Values:
+    """Min, mean and max of each name's samples per bucket; None where a bucket has none."""
+    buckets = Buckets(names, axis)
+    for when, numbers in samples:
+        buckets.add(when, numbers)
+    return buckets.values()
 
 
 def overlay(store: Values, ring: Values, axis: Axis, ring_from: float | None) -> Values:

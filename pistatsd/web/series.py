@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
 
 from pistatsd.history.api import HistoryReader, SeriesData
-from pistatsd.history.merge import Axis, Sample, Values, axis_of, bucket, overlay, ring_step
+from pistatsd.history.merge import Axis, Buckets, Values, axis_of, overlay, ring_step
 from pistatsd.history.series import flatten
 from pistatsd.numbers import integer, plain_decimal
 from pistatsd.web.responses import JSONResource, json_body, json_error
@@ -43,7 +43,7 @@ RING_SLICE = 100
 Decoding an hour of snapshots (3600 at 1 s) costs tens of milliseconds on
 the development machine and more on a Pi: in slices, requests that arrive
 meanwhile (C{/alive}, the broadcast) wait for one slice, not for all."""
-RING_LOOKUPS = 1000
+RING_LOOKUPS = 500
 """Ring snapshots looked at (decoded or not) between two turns of the reactor."""
 RING_CACHES = 4
 """Sets of names whose ring numbers are kept between queries (about 1 MB each
@@ -236,9 +236,7 @@ class SeriesResource(JSONResource):
         covered = ring_from is not None and ring_from <= query.start + step
         if self._reader is None or covered:
             axis = Axis.covering(query.start, query.end, step)
-            values = bucket(
-                await self._ring_samples(axis, query.end, query.names), query.names, axis
-            )
+            values = await self._ring_values(axis, query.end, query.names)
         else:
             data: SeriesData = await self._reader.query(
                 query.names, query.start, query.end, query.points
@@ -246,9 +244,7 @@ class SeriesResource(JSONResource):
             axis = axis_of(data)
             values = data.values
             if ring_from is not None and ring_from < query.end:
-                ring = bucket(
-                    await self._ring_samples(axis, query.end, query.names), query.names, axis
-                )
+                ring = await self._ring_values(axis, query.end, query.names)
                 values = overlay(values, ring, axis, ring_from)
         return _payload(axis, query.end, values, query.names)
 
@@ -257,12 +253,13 @@ class SeriesResource(JSONResource):
         oldest = self._ring.history_encoded()[:1]
         return float(json.loads(oldest[0])["timestamp"]) if oldest else None
 
-    async def _ring_samples(self, axis: Axis, end: float, names: Sequence[str]) -> list[Sample]:
-        """The ring's snapshots on the axis, flattened to C{names}.
+    async def _ring_values(self, axis: Axis, end: float, names: Sequence[str]) -> Values:
+        """The ring's snapshots on the axis, bucketed: min, mean and max of C{names}.
 
         Only the recent snapshots are looked at, and only those not seen by an
         earlier query of the same names are decoded: the dashboard asks for the
         same few series again and again, and a snapshot in the ring never changes.
+        The reactor turns every L{RING_SLICE} decodes and L{RING_LOOKUPS} snapshots.
         """
         reach = self._wall() - axis.start + 2 * self._ring.interval
         first, last = axis.start, min(axis.start + axis.step * axis.count, end + 1e-9)
@@ -270,7 +267,7 @@ class SeriesResource(JSONResource):
         known = self._seen.pop(key, {})
         seen: dict[tuple[int, int], tuple[float | None, dict[str, float]]] = {}
         decoded = 0
-        samples: list[Sample] = []
+        buckets = Buckets(names, axis)
         for i, encoded in enumerate(self._ring.history_encoded(max(reach, self._ring.interval))):
             # By content, not identity: no reference to the ring's bytes is kept.
             mark = (len(encoded), hash(encoded))
@@ -279,17 +276,17 @@ class SeriesResource(JSONResource):
             if hit is None:
                 decoded += 1
                 hit = _numbers(encoded, key)
-            turn = (fresh and decoded % RING_SLICE == 0) or (i + 1) % RING_LOOKUPS == 0
-            if turn and self._clock is not None:
-                await deferLater(self._clock, 0, lambda: None)
             seen[mark] = hit
             when, numbers = hit
             if when is not None and first <= when < last:
-                samples.append((when, numbers))
+                buckets.add(when, numbers)
+            turn = (fresh and decoded % RING_SLICE == 0) or (i + 1) % RING_LOOKUPS == 0
+            if turn and self._clock is not None:
+                await deferLater(self._clock, 0, lambda: None)
         self._seen[key] = seen
         while len(self._seen) > RING_CACHES:
             self._seen.popitem(last=False)
-        return samples
+        return buckets.values()
 
 
 def _numbers(encoded: bytes, names: Sequence[str]) -> tuple[float | None, dict[str, float]]:
