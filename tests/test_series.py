@@ -343,6 +343,7 @@ class QueryTests(SeriesTestCase):
         client.send(build_request("GET", "/stats/series?names=cpu.percent"))
         self.assertEqual(client.responses(), [])
         self.store.pending[0].callback(None)
+        self.clock.advance(0)  # the ring's slices
         [response] = client.responses()
         self.assertEqual(response.status, 200)
 

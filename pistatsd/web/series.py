@@ -37,13 +37,13 @@ MAX_NAMES = 20
 MAX_NAME_LENGTH = 200
 MAX_SPAN = 10 * 366 * 86400.0
 """Ten years: more than the store keeps; beyond it a range is a mistake."""
-RING_SLICE = 100
+RING_SLICE = 50
 """Ring snapshots decoded between two turns of the reactor.
 
 Decoding an hour of snapshots (3600 at 1 s) costs tens of milliseconds on
 the development machine and more on a Pi: in slices, requests that arrive
 meanwhile (C{/alive}, the broadcast) wait for one slice, not for all."""
-RING_LOOKUPS = 500
+RING_LOOKUPS = 200
 """Ring snapshots looked at (decoded or not) between two turns of the reactor."""
 RING_CACHES = 4
 """Sets of names whose ring numbers are kept between queries (about 1 MB each
