@@ -174,6 +174,7 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
                 status=status,
                 history_seconds=config.history_seconds,
                 registry=registry,
+                history=history.reader,
             ),
             *sensors.routes,
             *websockets.routes,

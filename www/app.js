@@ -120,6 +120,8 @@
       scheduleDraw();
     }
     renderNow(snap);
+    // The trends (trends.js) continue their live tail from the same ticks.
+    window.dispatchEvent(new CustomEvent("pistatsd:snapshot", { detail: snap }));
   }
 
   // -------------------------------------------------------------- charts

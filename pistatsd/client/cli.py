@@ -47,6 +47,10 @@ class Invocation:
     numbers: tuple[Number, ...] = ()
     post: bool = False
     count: int | None = None
+    series: tuple[str, ...] = ()
+    since: float = 3600.0
+    points: int = 60
+    table: bool = False
 
 
 # -- argument types (each raises ArgumentTypeError: argparse turns it into usage + exit 2) --
@@ -99,6 +103,42 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
     return value
+
+
+#: Units of a C{--since} duration, in seconds (a year is 365 days).
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+#: Most points the daemon returns for one query.
+MAX_POINTS = 5000
+
+
+def duration(text: str) -> float:
+    """A span such as C{15m}, C{1h}, C{7d}, C{1y}: digits, then one unit of s, m, h, d, w, y."""
+    unit = DURATION_UNITS.get(text[-1:])
+    count = integer(text[:-1]) if text[:1].isdigit() else None
+    if unit is None or count is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (a whole number and a unit: 15m, 1h, 7d, 1y)"
+        )
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
+    if count > 10 * 366 * 86400 // unit:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most 10 years")
+    return float(count * unit)
+
+
+def points(text: str) -> int:
+    """How many points to ask for: 1 to L{MAX_POINTS}."""
+    value = positive_int(text)
+    if value > MAX_POINTS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {MAX_POINTS}")
+    return value
+
+
+def series_name(text: str) -> str:
+    """A series name as the daemon lists them (C{cpu.percent}); no commas, not empty."""
+    if not text or "," in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a series name")
+    return text
 
 
 # -- the parser ---------------------------------------------------------------
@@ -173,6 +213,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = command("watch", "print one line per /ws/broadcast tick until Ctrl-C")
     watch.add_argument("--count", metavar="N", type=positive_int, help="stop after N ticks")
+
+    past = command("history", "print a sparkline per series over a past span (GET /stats/series)")
+    past.add_argument(
+        "--series",
+        metavar="NAME",
+        type=series_name,
+        action="append",
+        required=True,
+        help="a series to show (cpu.percent, memory.percent, load.1, ...); repeat for more",
+    )
+    past.add_argument(
+        "--since",
+        metavar="DURATION",
+        type=duration,
+        default=3600.0,
+        help="how far back: 15m, 1h, 24h, 7d, 1y (default 1h)",
+    )
+    past.add_argument(
+        "--points",
+        metavar="N",
+        type=points,
+        default=60,
+        help=f"points per series (default 60, at most {MAX_POINTS})",
+    )
+    past.add_argument("--table", action="store_true", help="a table of values, one row per point")
     return parser
 
 
@@ -229,6 +294,10 @@ def parse_arguments(argv: Sequence[str] | None = None) -> Invocation:
         numbers=tuple(getattr(args, "numbers", ())),
         post=getattr(args, "post", False),
         count=getattr(args, "count", None),
+        series=tuple(getattr(args, "series", None) or ()),
+        since=getattr(args, "since", 3600.0),
+        points=getattr(args, "points", 60),
+        table=getattr(args, "table", False),
     )
 
 
@@ -260,6 +329,18 @@ async def _request(
     if invocation.command == "stats":
         work = rest.stats(
             reactor, client, base, timeout, write, invocation.interval, invocation.summary
+        )
+    elif invocation.command == "history":
+        work = rest.history(
+            reactor,
+            client,
+            base,
+            timeout,
+            write,
+            invocation.series,
+            invocation.since,
+            invocation.points,
+            invocation.table,
         )
     else:
         work = rest.add(reactor, client, base, timeout, write, invocation.numbers, invocation.post)
@@ -316,7 +397,7 @@ async def run(
             return StandardIO(protocol, reactor=reactor)
 
     try:
-        if invocation.command in ("stats", "sum"):
+        if invocation.command in ("stats", "sum", "history"):
             return await _request(reactor, invocation, write, interruption)
         session = _session(reactor, invocation, write, warn, stdio)
         interruption.handler = session.interrupt

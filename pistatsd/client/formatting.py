@@ -78,3 +78,96 @@ def format_summary(snapshot: JSONMapping) -> str:
 def format_json(document: object) -> str:
     """Pretty JSON for people: indented, non-ASCII kept (°C, host names) rather than escaped."""
     return json.dumps(document, indent=2, ensure_ascii=False)
+
+
+# -- history (GET /stats/series) ----------------------------------------------
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[object]) -> str:
+    """One character per point, scaled between the lowest and highest; a gap is a space."""
+    numbers = [_number(v) for v in values]
+    present = [n for n in numbers if n is not None]
+    if not present:
+        return " " * len(numbers)
+    low, high = min(present), max(present)
+    span = high - low
+    top = len(SPARKS) - 1
+    return "".join(
+        " " if n is None else SPARKS[0 if span == 0 else round((n - low) / span * top)]
+        for n in numbers
+    )
+
+
+def _reading(value: float | None) -> str:
+    """A value short enough for a column: C{12.5}, C{1.23e+09}, C{-} for none."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if abs(value) < 1e5 else f"{value:.3g}"
+
+
+def series_summary(series: JSONMapping) -> tuple[float | None, float | None, float | None]:
+    """The lowest minimum, the mean of the means and the highest maximum of one series."""
+    lows = [n for n in map(_number, series.get("min") or []) if n is not None]
+    means = [n for n in map(_number, series.get("avg") or []) if n is not None]
+    highs = [n for n in map(_number, series.get("max") or []) if n is not None]
+    return (
+        min(lows) if lows else None,
+        sum(means) / len(means) if means else None,
+        max(highs) if highs else None,
+    )
+
+
+def _when(epoch: float, long: bool) -> str:
+    return time.strftime("%Y-%m-%d %H:%M" if long else "%H:%M:%S", time.localtime(epoch))
+
+
+def _range_line(document: JSONMapping) -> str:
+    start = _number(document.get("from")) or 0.0
+    end = _number(document.get("to")) or 0.0
+    step = _number(document.get("step")) or 0.0
+    return f"from {_when(start, True)} to {_when(end, True)}, {step:g} s per point"
+
+
+def format_sparklines(document: JSONMapping, names: list[str]) -> list[str]:
+    """A C{/stats/series} answer as a range line, then one sparkline line per series."""
+    values = document.get("values") or {}
+    width = max((len(name) for name in names), default=0)
+    lines = [_range_line(document)]
+    for name in names:
+        series = values.get(name) or {}
+        low, mean, high = series_summary(series)
+        line = sparkline(list(series.get("avg") or []))
+        lines.append(
+            f"{name:<{width}}  {line}  "
+            f"min {_reading(low)}  avg {_reading(mean)}  max {_reading(high)}"
+        )
+    return lines
+
+
+def format_table(document: JSONMapping, names: list[str]) -> list[str]:
+    """A C{/stats/series} answer as a table: one row per point (mean values), then
+    each series' min/avg/max."""
+    values = document.get("values") or {}
+    times = [n for n in map(_number, document.get("t") or []) if n is not None]
+    long = bool(times) and times[-1] - times[0] >= 86400
+    stamp = len(_when(0, long))
+    widths = [max(len(name), 7) for name in names]
+    header = "time".ljust(stamp) + "".join(
+        f"  {name:>{w}}" for name, w in zip(names, widths, strict=True)
+    )
+    lines = [_range_line(document), header]
+    for i, when in enumerate(times):
+        cells = []
+        for name, w in zip(names, widths, strict=True):
+            avg = (values.get(name) or {}).get("avg") or []
+            cells.append(f"  {_reading(_number(avg[i]) if i < len(avg) else None):>{w}}")
+        lines.append(_when(when, long) + "".join(cells))
+    for label, pick in (("min", 0), ("avg", 1), ("max", 2)):
+        cells = [
+            f"  {_reading(series_summary(values.get(name) or {})[pick]):>{w}}"
+            for name, w in zip(names, widths, strict=True)
+        ]
+        lines.append(label.ljust(stamp) + "".join(cells))
+    return lines

@@ -1,8 +1,9 @@
-"""C{stats} and C{sum}: one treq request each, bounded by C{--timeout}."""
+"""C{stats}, C{sum} and C{history}: one treq request each, bounded by C{--timeout}."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 
 import treq
@@ -12,7 +13,12 @@ from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from pistatsd.client.failures import ClientError
-from pistatsd.client.formatting import format_json, format_summary
+from pistatsd.client.formatting import (
+    format_json,
+    format_sparklines,
+    format_summary,
+    format_table,
+)
 from pistatsd.client.tls import Trust, TrustPolicy
 from pistatsd.client.urls import BaseURL
 from pistatsd.numbers import plain
@@ -159,3 +165,43 @@ async def add(
         params = [(name, repr(number)) for name, number in named]
         content = await call(reactor, client, "GET", url, timeout, params=params, headers=headers)
     write(content.decode("utf-8", "replace").rstrip("\r\n"))
+
+
+async def history(
+    reactor: IPistatsdReactor,
+    client: HTTPClient,
+    base: BaseURL,
+    timeout: float,
+    write: Write,
+    names: Sequence[str],
+    since: float,
+    points: int,
+    table: bool = False,
+    now: float | None = None,
+) -> None:
+    """GET /stats/series for the last C{since} seconds and print a sparkline per series
+    (or, with C{table}, one row per point).
+
+    @param now: the end of the range, epoch seconds; this machine's clock by default.
+    """
+    end = time.time() if now is None else now
+    start = max(0.0, end - since)
+    params = [
+        ("names", ",".join(names)),
+        ("from", plain(round(start, 3))),
+        ("to", plain(round(end, 3))),
+        ("points", str(points)),
+    ]
+    url = base.http("/stats/series")
+    content = await call(
+        reactor, client, "GET", url, timeout, params=params, headers={"Accept": "application/json"}
+    )
+    try:
+        document = json.loads(content)
+    except ValueError:
+        raise ClientError(f"GET {url}: the answer is not JSON") from None
+    if not isinstance(document, dict) or not isinstance(document.get("values"), dict):
+        raise ClientError(f"GET {url}: the answer is not a series answer")
+    lines = (format_table if table else format_sparklines)(document, list(names))
+    for line in lines:
+        write(line)

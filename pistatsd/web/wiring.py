@@ -8,7 +8,8 @@ C{--port} and C{--tls} endpoint serves it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 from attrs import frozen
 from prometheus_client.registry import CollectorRegistry
@@ -16,6 +17,7 @@ from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 
 from pistatsd.config import Config
+from pistatsd.history.api import HistoryReader
 from pistatsd.listening import ListeningService
 from pistatsd.metrics import RequestCounter
 from pistatsd.reactors import IPistatsdReactor
@@ -28,6 +30,7 @@ from pistatsd.web.metrics import MetricsResource
 from pistatsd.web.pages import AliveResource
 from pistatsd.web.root import build_tree
 from pistatsd.web.routes import Route, RouteTable
+from pistatsd.web.series import SeriesResource
 from pistatsd.web.site import PistatsdSite
 from pistatsd.web.stats import OPTIONAL_PARTS, PARTS, StatsResource
 from pistatsd.web.sum import SumResource
@@ -54,9 +57,11 @@ def core_routes(
     status: DaemonStatus,
     history_seconds: float,
     registry: CollectorRegistry,
+    history: HistoryReader | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> tuple[Route, ...]:
     """The daemon's own routes: C{/}, C{/alive}, C{/stats} and its parts, C{/sum},
-    C{/health}, C{/metrics}."""
+    C{/health}, C{/metrics}; C{/stats/series} reads C{history} (None: the ring alone)."""
     stats = StatsResource(sampler, history_seconds)
     parts = tuple(
         Route(f"/stats/{part}", link=None if part in OPTIONAL_PARTS else f"stats_{part}")
@@ -67,6 +72,7 @@ def core_routes(
         Route("/alive", AliveResource(), link="alive"),
         Route("/stats", stats, link="stats", below="/stats/{unknown}"),
         Route("/stats/history", link="history"),
+        Route("/stats/series", SeriesResource(sampler, history, wall, status.clock), link="series"),
         Route("/sum", SumResource(), link="sum"),
         Route("/health", HealthResource(status), link="health"),
         *parts,
