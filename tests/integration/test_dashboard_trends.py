@@ -54,8 +54,9 @@ def series_queries(page: Page) -> list[dict[str, list[str]]]:
 
 @pytest.fixture(scope="module")
 def server(assets):
-    """A daemon whose trends come from the in-memory ring alone (the store's part is
-    L{test_trends_show_stored_data_after_restart})."""
+    """Ring only: the daemon has just started, so with a store every range would begin
+    before the ring and come back at the store's 10 s steps, leaving no finer data to
+    zoom into (stored data is L{test_trends_show_stored_data_after_restart}'s part)."""
     d = Daemon(["--www", WWW, *FAST, "--history-db", "none"]).start()
     yield d
     assert d.stop() == 0
