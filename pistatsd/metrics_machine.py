@@ -23,6 +23,9 @@ from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from pistatsd.jsonread import mapping as _mapping
+from pistatsd.jsonread import number
+from pistatsd.jsonread import sequence as _sequence
 from pistatsd.printable import utf8_safe
 
 Snapshot = Mapping[str, Any]
@@ -37,21 +40,6 @@ TOP_PROCESSES = 5
 def label(value: object) -> str:
     """A label value that always encodes as UTF-8 (see L{pistatsd.printable})."""
     return utf8_safe(value)
-
-
-def number(value: object) -> float | None:
-    """A JSON number as a float; None for null, booleans, strings or anything else."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _sequence(value: object) -> Sequence[Any]:
-    return value if isinstance(value, list | tuple) else ()
 
 
 class _Family:

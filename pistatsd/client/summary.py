@@ -16,8 +16,12 @@ C{"\\x1b[2J"}) are shown escaped, never sent to the terminal.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
+
+from pistatsd.jsonread import mapping as _mapping
+from pistatsd.jsonread import number as _number
+from pistatsd.jsonread import sequence as _sequence
 
 WIDTH = 80
 MAX_LINES = 24
@@ -33,20 +37,6 @@ _FLAGS = {
     "throttled": "throttled",
     "soft_temp_limit": "soft temperature limit",
 }
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _sequence(value: object) -> Sequence[Any]:
-    return value if isinstance(value, list | tuple) else ()
 
 
 def shown(name: object, limit: int | None = None) -> str:

@@ -23,6 +23,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pistatsd.influx.lineprotocol import FieldValue, Point
+from pistatsd.jsonread import mapping as _mapping
+from pistatsd.jsonread import number as real
+from pistatsd.jsonread import sequence as _sequence
 from pistatsd.printable import utf8_safe
 
 Snapshot = Mapping[str, Any]
@@ -38,21 +41,6 @@ def integer(value: object) -> int | None:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return int(value)
-
-
-def real(value: object) -> float | None:
-    """A reading as a float field (C{Point.of} drops the non-finite ones)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _sequence(value: object) -> Sequence[Any]:
-    return value if isinstance(value, list | tuple) else ()
 
 
 def _point(
