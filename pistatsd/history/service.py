@@ -233,20 +233,40 @@ class HistoryService(Service):
         return succeed(self._oldest)
 
     def choose(self, start: float, end: float, points: int) -> Resolution:
-        """The finest resolution with at most about C{points} buckets in the range
-        that covers C{start}; else, of those, the one reaching back furthest."""
+        """The resolution to read for about C{points} points over C{[start, end)}.
+
+        The coarsest one no coarser than a point (so few rows are read and no
+        detail is lost) whose data reaches back to C{start}; else the finest
+        that reaches back that far; else the one reaching back furthest.  Its
+        rows are then merged C{k} at a time (L{output_step}): 7 days at 600
+        points come from the 15 min level as ~670 points of 15 min, not as 56
+        points of the 3 h level.
+        """
         wanted = (end - start) / max(1, points)
-        candidates = [r for r in self.resolutions if r.step >= wanted] or [self.resolutions[-1]]
-        for resolution in candidates:
-            first = self._oldest_by_step.get(resolution.step)
-            if first is not None and first <= start:
+
+        def covers(r: Resolution) -> bool:
+            first = self._oldest_by_step.get(r.step)
+            return first is not None and first <= start
+
+        fine = [r for r in self.resolutions if r.step <= wanted] or [self.resolutions[0]]
+        for resolution in reversed(fine):
+            if covers(resolution):
+                return resolution
+        for resolution in self.resolutions:
+            if covers(resolution):
                 return resolution
         reach = [
             (first, i)
-            for i, r in enumerate(candidates)
+            for i, r in enumerate(self.resolutions)
             if (first := self._oldest_by_step.get(r.step)) is not None
         ]
-        return candidates[min(reach)[1]] if reach else candidates[0]
+        return self.resolutions[min(reach)[1]] if reach else fine[-1]
+
+    @staticmethod
+    def output_step(resolution: Resolution, start: float, end: float, points: int) -> int:
+        """A whole number of C{resolution}'s steps, so the answer has at most about C{points}."""
+        wanted = (end - start) / max(1, points)
+        return max(1, math.ceil(wanted / resolution.step)) * resolution.step
 
     def query(
         self, names: Sequence[str], start: float, end: float, points: int
@@ -255,14 +275,15 @@ class HistoryService(Service):
             if name not in self._names:
                 return fail(KeyError(name))
         resolution = self.choose(start, end, points)
-        step = resolution.step
+        source = resolution.step
+        step = self.output_step(resolution, start, end, points)
         first = int(start // step) * step
         stop = math.ceil(end / step) * step
         if self._store is None:
             d: Deferred[Any] = succeed([])
         else:
-            d = self._worker.run(self._store.query, step, list(names), first, stop)
-        d.addCallback(self._answer, names, start, end, step, first, stop)
+            d = self._worker.run(self._store.query, source, list(names), first, stop)
+        d.addCallback(self._answer, names, start, end, source, step, first, stop)
         return d
 
     def _answer(
@@ -271,22 +292,30 @@ class HistoryService(Service):
         names: Sequence[str],
         start: float,
         end: float,
+        source: int,
         step: int,
         first: int,
         stop: int,
     ) -> SeriesData:
+        """The rows of the C{source} resolution (and what waits in memory), merged
+        into buckets of C{step} (a whole number of C{source} steps)."""
         wanted = set(names)
-        merged: dict[tuple[int, str], Part] = {
-            (bucket, name): [lo, total, hi, n] for bucket, name, lo, total, hi, n in rows
-        }
+        merged: dict[tuple[int, str], Part] = {}
+
+        def add(bucket: int, name: str, part: Part) -> None:
+            key = (first + (bucket - first) // step * step, name)
+            old = merged.get(key)
+            if old is None:
+                merged[key] = list(part)
+            else:
+                combine(old, part)
+
+        for row_bucket, row_name, row_min, row_sum, row_max, row_n in rows:
+            add(row_bucket, row_name, [row_min, row_sum, row_max, float(row_n)])
         for pending in (self._inflight, self._buckets.parts):
             for (s, bucket, name), part in pending.items():
-                if s == step and name in wanted and first <= bucket < stop:
-                    old = merged.get((bucket, name))
-                    if old is None:
-                        merged[(bucket, name)] = list(part)
-                    else:
-                        combine(old, part)
+                if s == source and name in wanted and first <= bucket < stop:
+                    add(bucket, name, part)
         axis = list(range(first, stop, step))
         values: dict[str, dict[str, list[float | None]]] = {
             name: {"min": [None] * len(axis), "avg": [None] * len(axis), "max": [None] * len(axis)}

@@ -226,14 +226,23 @@ class ResolutionTests(SynchronousTestCase):
         service = self.h.service
         self.assertEqual(service.choose(T0 - 3600, T0, 600).step, 10)
         self.assertEqual(service.choose(T0 - 3600, T0, 60).step, 60)
-        self.assertEqual(service.choose(T0 - 2 * DAY, T0, 600).step, 900)
+        self.assertEqual(service.choose(T0 - 2 * DAY, T0, 600).step, 60)
         self.assertEqual(service.choose(T0 - 2 * DAY, T0, 5).step, 10800)
 
     def test_answer_has_at_most_points(self) -> None:
         answer = self.h.query(["cpu.percent"], T0 - 6 * 3600, T0, points=100)
         self.assertLessEqual(len(answer.t), 100 + 1)
-        self.assertEqual(answer.step, 900)
+        # 216 s per point wanted: the 1 min rows, four to a point (not 24 points of 15 min).
+        self.assertEqual(answer.step, 240)
+        self.assertGreater(len(answer.t), 80)
         self.assertEqual(answer.t[0], T0 - 6 * 3600)
+        self.assertEqual(answer.values["cpu.percent"]["avg"][-1], 2.0)
+
+    def test_output_step_is_whole_source_steps(self) -> None:
+        minute, quarter = self.h.service.resolutions[1], self.h.service.resolutions[2]
+        self.assertEqual(self.h.service.output_step(minute, 0, 7 * DAY, 600), 1020)
+        self.assertEqual(self.h.service.output_step(quarter, 0, 7 * DAY, 600), 1800)
+        self.assertEqual(self.h.service.output_step(quarter, 0, 7 * DAY, 700), 900)
 
     def test_store_serves_everything_it_announces(self) -> None:
         service = self.h.service
