@@ -1,5 +1,8 @@
 """The database layout: one narrow table per resolution, series names apart.
 
+Like L{pistatsd.history.store}, it runs only on the history's one-thread
+C{ThreadPool} (L{pistatsd.history.threads.DatabaseThread}), never on the reactor.
+
 Layout, chosen for size and for the SD card:
 
 - C{series(id INTEGER PRIMARY KEY, name TEXT UNIQUE)}: each name once; rows

@@ -1,6 +1,8 @@
 """The SQLite file itself: opened, written, pruned and read on the database thread.
 
-Nothing here may run on the reactor thread: every method blocks on disk.
+Nothing here may run on the reactor thread: every method blocks on disk.  The
+service calls it only through the history's one-thread C{ThreadPool}
+(L{pistatsd.history.threads.DatabaseThread}).
 L{open_store} never gives up on a bad file: a file SQLite cannot open or
 that fails its check is moved aside (with its C{-wal} and C{-shm}) as
 C{<name>.corrupt-<time>} and a new one is made, so the daemon always starts.
