@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from math import ceil
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from twisted.application.internet import TimerService
 from twisted.internet.defer import Deferred, fail
@@ -32,6 +32,8 @@ from pistatsd.loops import guarded
 from pistatsd.sysinfo import CpuReading, Snapshot, SystemCollector, cpu_section
 
 _log = Logger()
+
+_R = TypeVar("_R")
 
 READING_REUSE_SECONDS = 0.005
 """CPU readings younger than this are shared between measurements.
@@ -84,6 +86,7 @@ class Sampler(TimerService):
         wall: Callable[[], float] = time.time,
         sections: Sequence[Callable[[], Mapping[str, Any]]] = (),
         parts: Sequence[SnapshotPart] = (),
+        observers: Sequence[Callable[[Snapshot], None]] = (),
     ) -> None:
         """
         @param clock: the reactor (or a L{twisted.internet.task.Clock} in tests).
@@ -98,6 +101,9 @@ class Sampler(TimerService):
             on every sample.
         @param parts: collectors of the whole machine (SPEC section 11) whose
             sections are added to every snapshot.
+        @param observers: told of every new snapshot once it is published (the
+            history store); cheap, on the reactor.  One that fails is logged
+            once per episode and the others are still told.
         """
         if interval <= 0:
             raise ValueError(f"interval must be positive, not {interval!r}")
@@ -109,6 +115,7 @@ class Sampler(TimerService):
         self.collector = collector if collector is not None else SystemCollector()
         self.max_pending = max_pending
         self.parts: tuple[SnapshotPart, ...] = tuple(parts)
+        self._observers = tuple(observers)
         self._failing_parts: set[int] = set()
         # The ring keeps each snapshot as (clock time, its JSON bytes), made once
         # per sample anyway: a quarter of the memory of the dicts (an hour at
@@ -208,24 +215,29 @@ class Sampler(TimerService):
         self._latest_json = encoded
         self._history.append((now, encoded))
         self._sampling_failures.ended()
+        for observer in self._observers:
+            self._guarded(observer, "Snapshot observer", observer, snapshot)
 
     def _section_of(self, part: SnapshotPart, now: float) -> Mapping[str, Any]:
-        """C{part.section(now)}; a part that breaks its promise costs its own keys only.
+        """C{part.section(now)}; a part that breaks its promise costs its own keys only
+        (missing from the snapshot until it works again)."""
+        section = self._guarded(part, "Snapshot part", part.section, now)
+        return {} if section is None else section
 
-        Logged once per episode, with the traceback; its keys are missing
-        from the snapshot until it works again.
-        """
+    def _guarded(self, who: object, kind: str, call: Callable[..., _R], *args: object) -> _R | None:
+        """C{call(*args)}, or None when it fails: logged once per episode of C{who}, with
+        the traceback, and once more when it works again."""
         try:
-            section = part.section(now)
+            result = call(*args)
         except Exception:
-            if id(part) not in self._failing_parts:
-                self._failing_parts.add(id(part))
-                _log.failure("Snapshot part {part!r} failed; left out until it works", part=part)
-            return {}
-        if id(part) in self._failing_parts:
-            self._failing_parts.discard(id(part))
-            _log.info("Snapshot part {part!r} works again", part=part)
-        return section
+            if id(who) not in self._failing_parts:
+                self._failing_parts.add(id(who))
+                _log.failure("{kind} {who!r} failed; left out until it works", kind=kind, who=who)
+            return None
+        if id(who) in self._failing_parts:
+            self._failing_parts.discard(id(who))
+            _log.info("{kind} {who!r} works again", kind=kind, who=who)
+        return result
 
     def measure_cpu(self, seconds: float) -> Deferred[Snapshot]:
         """CPU usage measured over the next C{seconds}, from now.

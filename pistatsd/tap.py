@@ -135,6 +135,7 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
     sensors = sensors_parts(config, reactor)
     # Filesystems and processes: measured in worker threads, off the reactor.
     threaded = threaded_parts(config, reactor)
+    history = history_parts(config, reactor)
     sampler = Sampler(
         clock=reactor,
         interval=config.sample_interval,
@@ -142,12 +143,12 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
         max_pending=config.max_pending_intervals,
         sections=(sensors.section, *threaded.sections),
         parts=machine_parts(config, reactor),
+        observers=history.observers,
     )
     websockets = websocket_parts(
         config, reactor, sampler=sampler, origins=origins, connections=connections
     )
     influx = influx_parts(config, reactor, tally=tally, sampler=sampler, sensors=sensors.service)
-    history = history_parts(config, reactor, sampler)
     status = DaemonStatus(
         clock=reactor,
         connections=connections,
@@ -195,8 +196,8 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
     services: list[IService] = [
         sensors.service,
         threaded,
+        *history.services,  # before the sampler: stopped after it, so nothing is lost
         sampler,
-        *history.services,
         *influx.services,
         websockets.hub,
         web.listeners,

@@ -1,5 +1,6 @@
 """History options and wiring: --history-db/--history-flush/--history-max-mb,
-the file's place, the feed from the sampler, /health with the history off."""
+the file's place, /health with the history off (the sampler's observers that feed
+it are tested with the sampler)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
 from pistatsd.config import Config, ConfigError, build_config
-from pistatsd.history.wiring import SnapshotFeed, history_path, history_service
+from pistatsd.history.wiring import history_path, history_service
 from pistatsd.status import HISTORY_OFF, DaemonStatus
 
 
@@ -51,36 +52,10 @@ class OptionTests(SynchronousTestCase):
 class WiringTests(SynchronousTestCase):
     def test_off(self) -> None:
         config = Config(history_db="none")
-        self.assertIsNone(history_service(config, Clock(), dict))
+        self.assertIsNone(history_service(config, Clock()))
 
     def test_no_threads_no_history(self) -> None:
-        self.assertIsNone(
-            history_service(Config(state_dir=self.mktemp()), MemoryReactorClock(), dict)
-        )
+        self.assertIsNone(history_service(Config(state_dir=self.mktemp()), MemoryReactorClock()))
 
     def test_health_has_the_off_shape_without_history(self) -> None:
         self.assertEqual(DaemonStatus(clock=Clock()).health()["history"], dict(HISTORY_OFF))
-
-
-class FeedTests(SynchronousTestCase):
-    def test_each_new_snapshot_once(self) -> None:
-        clock = Clock()
-        latest: list[dict[str, object]] = []
-        recorded: list[object] = []
-
-        def current() -> dict[str, object]:
-            if not latest:
-                raise RuntimeError("no snapshot yet")
-            return latest[-1]
-
-        feed = SnapshotFeed(current, lambda s: recorded.append(s["timestamp"]), 1.0, clock)
-        feed.startService()
-        latest.append({"timestamp": 1.0})
-        clock.advance(1)
-        clock.advance(1)
-        latest.append({"timestamp": 2.0})
-        clock.advance(1)
-        feed.stopService()
-        latest.append({"timestamp": 3.0})
-        clock.advance(1)
-        self.assertEqual(recorded, [1.0, 2.0])

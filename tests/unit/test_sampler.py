@@ -327,3 +327,27 @@ def test_history_encoded_matches_history() -> None:
     assert [json.loads(e) for e in encoded] == sampler.history(5)
     assert len(sampler.history()) == 10
     sampler.stopService()
+
+
+class ObserverTests(SamplerTestCase):
+    """Observers (the history store) are told of each new snapshot once, in order."""
+
+    def test_each_new_snapshot_once(self) -> None:
+        recorded: list[object] = []
+        sampler = self.make(observers=(lambda snap: recorded.append(snap["timestamp"]),))
+        self.clock.pump([1.0] * 2)
+        self.assertEqual(recorded, [0.0, 1.0, 2.0])
+        sampler.stopService()
+        self.clock.pump([1.0] * 2)
+        self.assertEqual(recorded, [0.0, 1.0, 2.0])
+
+    def test_a_failing_observer_is_logged_once_and_the_others_still_told(self) -> None:
+        recorded: list[object] = []
+
+        def broken(snap: Snapshot) -> None:
+            raise ZeroDivisionError("broken observer")
+
+        self.make(observers=(broken, lambda snap: recorded.append(snap["timestamp"])))
+        self.clock.pump([1.0] * 3)
+        self.assertEqual(recorded, [0.0, 1.0, 2.0, 3.0])
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
