@@ -392,7 +392,7 @@ def _read_secret(
 
 
 #: TOML tables that belong to features rather than to options (kept in L{Config.extra}).
-TABLES = ("sensors",)
+TABLES = ("sensors", "alerts", "notify", "smtp")
 
 
 def build_config(

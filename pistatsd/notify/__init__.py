@@ -1,0 +1,1 @@
+"""Notifications: carrying alert changes to people (webhook, ntfy, email), without blocking."""
