@@ -1,4 +1,11 @@
-"""The broadcast: one snapshot, encoded once per tick, sent to every client as one frame."""
+"""The broadcast: one snapshot, encoded once per slice of clients, sent to each as one frame.
+
+A tick's fan-out is cut into slices of L{SLICE} clients, one reactor turn
+each: the reactor writes the first slice's frames to their sockets before
+the next slice is queued, so the last of a thousand clients does not wait
+for the whole loop, and the reactor's other work (requests, the sampler)
+gets its turns in between.  Each slice is stamped with its own C{sent}.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from autobahn.websocket.protocol import PreparedMessage
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from pistatsd.jsontypes import JSONMapping, JSONObject
@@ -22,6 +29,9 @@ _log = Logger()
 
 #: How much history the hello message carries (a fresh dashboard's backfill).
 HELLO_HISTORY_SECONDS = 300.0
+
+#: Clients sent to in one reactor turn (see the module's docstring).
+SLICE = 100
 
 
 def slim(snapshot: JSONMapping) -> JSONObject:
@@ -73,9 +83,12 @@ class Broadcaster:
         self._wall = wall
         self.interval = interval
         self.stuck_after = stuck_after
-        self.clients: set[HubProtocol] = set()
+        #: In the order they joined (a dict: a set's order would put the same
+        #: clients last in every tick, for no reason of theirs).
+        self.clients: dict[HubProtocol, None] = {}
         self._loop = Repeating(clock, self.tick, "broadcast tick")
         self._hello_cache: tuple[object, bytes] | None = None
+        self._next_slice: IDelayedCall | None = None
         self.ticks = 0
         self.skipped = 0
         self.dropped = 0
@@ -88,16 +101,17 @@ class Broadcaster:
 
     def join(self, client: BroadcastProtocol) -> None:
         """Greet a new client (recent history, latest snapshot); start the timer if needed."""
-        self.clients.add(client)
+        self.clients[client] = None
         client.sendMessage(self.hello(client.ws_id))
         if not self.running:
             self._loop.start(self.interval, now=False)
 
     def leave(self, client: HubProtocol) -> None:
         """Forget a client; stop the timer when nobody is left."""
-        self.clients.discard(client)
+        self.clients.pop(client, None)
         if not self.clients and self.running:
             self._loop.stop()
+            self._cancel_slices()
 
     def hello(self, client_id: str) -> bytes:
         """The hello message: slim history for the charts, and the latest full snapshot.
@@ -129,13 +143,30 @@ class Broadcaster:
         return b'{"type":"stats","sent":%s,%s' % (repr(sent).encode("ascii"), snapshot[1:])
 
     def tick(self) -> None:
-        """Send one message to every client that can take it (the loop logs any failure)."""
-        now = self._clock.seconds()
+        """Start this tick's fan-out (the loop logs any failure).
+
+        Slices of the previous tick that are still waiting (a reactor
+        running late) are not sent: those clients get this newer message.
+        """
         self.ticks += 1
+        self._cancel_slices()
+        self._send_slice(list(self.clients), 0)
+
+    def _cancel_slices(self) -> None:
+        if self._next_slice is not None and self._next_slice.active():
+            self._next_slice.cancel()
+        self._next_slice = None
+
+    def _send_slice(self, clients: list[HubProtocol], start: int) -> None:
+        """Send to C{clients[start:start + SLICE]}, and queue the next slice for the next turn."""
+        self._next_slice = None
+        now = self._clock.seconds()
         prepared = PreparedMessage(self.message(self._wall()), False, False, True)
-        for client in list(self.clients):
+        for client in clients[start : start + SLICE]:
+            if client not in self.clients:
+                continue  # left since the tick began
             if client.paused_since is None:
-                client.sendPreparedMessage(prepared)
+                client.send_prepared(prepared)
                 continue
             self.skipped += 1
             if now - client.paused_since >= self.stuck_after:
@@ -147,3 +178,5 @@ class Broadcaster:
                 )
                 self.leave(client)
                 client.dropConnection(abort=True)
+        if start + SLICE < len(clients):
+            self._next_slice = self._clock.callLater(0, self._send_slice, clients, start + SLICE)

@@ -135,7 +135,7 @@ class FakeClient:
     def sendMessage(self, payload: bytes) -> None:
         self.messages.append(json.loads(payload))
 
-    def sendPreparedMessage(self, prepared: Any) -> None:
+    def send_prepared(self, prepared: Any) -> None:
         frame = prepared.payloadHybi  # one unmasked frame: the JSON follows the header
         self.messages.append(json.loads(frame[frame.index(b"{") :]))
 
