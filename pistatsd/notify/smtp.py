@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from io import BytesIO
 
+from OpenSSL import SSL
 from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.interfaces import IConnector, IOpenSSLClientConnectionCreator
 from twisted.internet.ssl import optionsForClientTLS
@@ -72,6 +73,10 @@ def describe(failure: Failure) -> Outcome:
 
 
 def _short(error: BaseException) -> str:
+    if isinstance(error, SSL.Error) and error.args and isinstance(error.args[0], list):
+        # pyOpenSSL's errors are lists of (library, function, reason) tuples.
+        reasons = [str(r[-1]) for r in error.args[0] if isinstance(r, tuple) and r]
+        return "TLS: " + ("; ".join(reasons) or "handshake failed")
     name = error.__class__.__name__
     text = " ".join(str(error).split())[:160]
     return f"{name}: {text}" if text else name

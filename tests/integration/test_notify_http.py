@@ -12,12 +12,12 @@ import json
 import os
 import socket
 import tempfile
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor, task
+from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort
@@ -26,19 +26,9 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from pistatsd.alerts.events import AlertChange
 from pistatsd.config import Config
 from pistatsd.notify.wiring import NotifyParts, notify_parts
-
-FIRING = AlertChange(
-    name="filesystem-full:/boot",
-    series="filesystems./boot.percent",
-    state="firing",
-    previous="pending",
-    time=1764590460.0,
-    value=93.1,
-    severity="critical",
-)
+from tests.notify_support import FIRING, eventually, free_port
 
 
 class Receiver(Resource):
@@ -102,27 +92,6 @@ class ClosingSite(Site):
 
         protocol.connectionLost = connectionLost  # type: ignore[method-assign]
         return protocol
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 nothing listens on (for "down, then up")."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def eventually(check: Callable[[], object], timeout: float, what: str) -> Deferred[None]:
-    """Fires once C{check()} is true; fails after C{timeout} seconds of the real clock."""
-
-    @pytest_twisted.inlineCallbacks
-    def poll() -> Generator[Deferred[object], object, None]:
-        deadline = reactor.seconds() + timeout
-        while not check():
-            if reactor.seconds() > deadline:
-                raise AssertionError(f"not within {timeout} s: {what}")
-            yield task.deferLater(reactor, 0.05, lambda: None)
-
-    return poll()
 
 
 class Bench:
