@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from attrs import frozen
-from twisted.internet.defer import CancelledError, Deferred, TimeoutError
+from twisted.internet.defer import CancelledError, Deferred, TimeoutError, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -139,6 +139,11 @@ class Delivery:
         return self._sender.kind
 
     @property
+    def target(self) -> str:
+        """Where the sender sends, redacted."""
+        return self._sender.target
+
+    @property
     def queued(self) -> int:
         """Messages not delivered yet, the one being tried included."""
         return len(self._queue) + (self._current is not None)
@@ -183,7 +188,7 @@ class Delivery:
                 return "sent"
             return _limited(self._scrub(outcome.detail)) or "failed"
 
-        return self._bounded(self._sender.send(message)).addCallback(said)
+        return self._bounded(self._send(message)).addCallback(said)
 
     def state(self) -> dict[str, object]:
         """This notifier for C{/health}: no secret in it."""
@@ -211,6 +216,14 @@ class Delivery:
 
         return attempt.addTimeout(deadline, self._clock).addErrback(late)
 
+    def _send(self, message: Message) -> Deferred[Outcome]:
+        """The sender's attempt; a sender that raises (a bug) drops the message, logged."""
+        try:
+            return self._sender.send(message)
+        except Exception:
+            _log.failure("notifier {notifier}: cannot send a message", notifier=self.name)
+            return succeed(Outcome(Verdict.DROP, "cannot build the message"))
+
     def _next(self) -> None:
         if not self._running or self._current is not None or not self._queue:
             return
@@ -223,7 +236,7 @@ class Delivery:
     def _try(self) -> None:
         self._timer = None
         assert self._current is not None
-        attempt = self._attempt = self._bounded(self._sender.send(self._current))
+        attempt = self._attempt = self._bounded(self._send(self._current))
         attempt.addCallbacks(self._tried, self._cancelled)
 
     def _cancelled(self, failure: Failure) -> None:

@@ -22,6 +22,8 @@ from attrs import frozen
 
 from pistatsd import __version__
 from pistatsd.alerts.events import AlertChange, Severity
+from pistatsd.printable import utf8_safe
+from pistatsd.sensors.model import CONTROL_CHARACTERS
 
 Event = Literal["firing", "resolved", "reminder", "test"]
 
@@ -68,6 +70,16 @@ class Message:
         )
 
 
+def printable(text: str) -> str:
+    """C{text} safe for a header, a subject or a log line: UTF-8 encodable, one line.
+
+    Alert names carry what the machine named (a mount point may hold a
+    newline or undecodable bytes); a header or subject with a line break is
+    refused outright, and a message that cannot be built is never sent.
+    """
+    return CONTROL_CHARACTERS.sub("?", utf8_safe(text))
+
+
 def message_for(change: AlertChange, host: str, since: float | None = None) -> Message | None:
     """The message a change implies, or None (pending, or back to ok without firing).
 
@@ -81,12 +93,12 @@ def message_for(change: AlertChange, host: str, since: float | None = None) -> M
         return None
     return Message(
         event=event,
-        alert=change.name,
-        series=change.series,
+        alert=printable(change.name),
+        series=printable(change.series),
         severity=change.severity,
         value=change.value,
         since=change.time if since is None else since,
-        host=host,
+        host=printable(host),
     )
 
 
@@ -112,7 +124,7 @@ def probe_message(host: str, now: float) -> Message:
         severity="warning",
         value=None,
         since=now,
-        host=host,
+        host=printable(host),
     )
 
 

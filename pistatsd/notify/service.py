@@ -39,6 +39,10 @@ class NotifyService(Service):
 
     def startService(self) -> None:
         super().startService()
+        _log.info(
+            "notifications: {notifiers}",
+            notifiers=", ".join(f"{d.name} ({d.kind} {d.target})" for d in self.deliveries),
+        )
         for delivery in self.deliveries:
             delivery.start()
 

@@ -22,12 +22,14 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import Protocol
+from twisted.logger import LogEvent, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from pistatsd.config import Config
 from pistatsd.notify.wiring import NotifyParts, notify_parts
+from tests.influxd import rendered
 from tests.notify_support import FIRING, eventually, free_port
 
 
@@ -77,6 +79,9 @@ class ClosingSite(Site):
         super().__init__(resource)
         self.closed: list[Deferred[None]] = []
         self.protocols: list[Protocol] = []
+
+    def log(self, request: Request) -> None:
+        """No access log: the receiver's own lines would show the URLs it was sent."""
 
     def buildProtocol(self, addr: IPv4Address) -> Protocol | None:
         protocol = super().buildProtocol(addr)
@@ -194,16 +199,31 @@ def test_webhook_and_ntfy_formats(bench: Bench) -> Generator[Deferred[object], o
 def test_a_receiver_that_is_down_then_comes_up(
     bench: Bench,
 ) -> Generator[Deferred[object], object, None]:
-    bench.port_number = free_port()
-    parts = bench.notifiers({"hook": {"webhook": bench.url("/hook")}})
-    parts.listener(FIRING)
-    yield eventually(lambda: bench.health("hook")["retrying"], 10, "a failed attempt")
-    assert bench.health("hook")["last_error"] == "connection refused"
-    bench.listen(bench.port_number)
-    yield eventually(lambda: bench.receiver.delivered(), 15, "the retried message")
-    state = bench.health("hook")
+    events: list[LogEvent] = []
+    globalLogPublisher.addObserver(events.append)
+    try:
+        bench.port_number = free_port()
+        parts = bench.notifiers(
+            {"phone": {"ntfy": bench.url("/topic-secret-xyz"), "token-file": bench.token_file}}
+        )
+        parts.listener(FIRING)
+        yield eventually(lambda: bench.health("phone")["retrying"], 10, "a failed attempt")
+        assert bench.health("phone")["last_error"] == "connection refused"
+        bench.listen(bench.port_number)
+        yield eventually(lambda: bench.receiver.delivered(), 15, "the retried message")
+    finally:
+        globalLogPublisher.removeObserver(events.append)
+    state = bench.health("phone")
     assert (state["sent"], state["dropped"], state["queued"]) == (1, 0, 0)
     assert state["failed"] >= 1
+    assert state["target"] == f"http://127.0.0.1:{bench.port_number}/***"
+    text = rendered(events)
+    failing = [e for e in events if "cannot deliver" in e.get("log_format", "")]
+    assert len(failing) == 1, text
+    assert "delivering again" in text, text
+    for secret in ("topic-secret-xyz", "tk_integrationsecret"):
+        assert secret not in text
+        assert secret not in repr(parts.health())
 
 
 @pytest_twisted.inlineCallbacks

@@ -229,6 +229,15 @@ class DeliveryTests(SynchronousTestCase):
         self.successResultOf(other.stop())
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
+    def test_a_sender_that_raises_drops_the_message(self) -> None:
+        def broken(message: Message) -> Deferred[Outcome]:
+            raise ValueError("header value with a newline")
+
+        self.sender.send = broken  # type: ignore[method-assign]
+        self.delivery.put(message(0))
+        self.assertEqual((self.delivery.dropped, self.delivery.queued), (1, 0))
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
     def test_send_once(self) -> None:
         d = self.delivery.send_once(message(0))
         self.sender.answer(Verdict.DROP, "HTTP 401: unauthorized topic-secret")

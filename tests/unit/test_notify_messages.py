@@ -156,3 +156,24 @@ class FormatTests(SynchronousTestCase):
         self.assertIn("test", probe.title)
         self.assertEqual(json.loads(webhook_body(probe))["event"], "test")
         self.assertEqual(ntfy_headers(probe)["Tags"], "test_tube")
+
+
+class PrintableTests(SynchronousTestCase):
+    def test_machine_names_cannot_break_headers(self) -> None:
+        odd = AlertChange(
+            name="filesystem-full:/mnt/a\nb\udce9",
+            series="filesystems./mnt/a\nb\udce9.percent",
+            state="firing",
+            previous="ok",
+            time=T0,
+            value=91.0,
+            severity="warning",
+        )
+        message = message_for(odd, "pi")
+        assert message is not None
+        self.assertEqual(message.alert, "filesystem-full:/mnt/a?b\\udce9")
+        self.assertNotIn("\n", ntfy_headers(message)["Title"])
+        raw = email_message(message, "pi@example.org", ("me@example.org",), T0)
+        mail = email.message_from_bytes(raw, policy=email.policy.default)
+        self.assertEqual(mail["Subject"], message.title)
+        json.loads(webhook_body(message))
