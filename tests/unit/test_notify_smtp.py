@@ -10,9 +10,11 @@ from twisted.mail.smtp import AUTHDeclinedError, SMTPConnectError, SMTPDeliveryE
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
+from pistatsd.errors import StartupError
 from pistatsd.notify.delivery import Verdict
 from pistatsd.notify.redact import Scrubber, password_secrets
-from pistatsd.notify.smtp import describe
+from pistatsd.notify.settings import SMTPSettings
+from pistatsd.notify.smtp import describe, tls_creator
 
 
 def connect_error(cause: BaseException) -> Failure:
@@ -52,3 +54,20 @@ class PasswordTests(SynchronousTestCase):
         plain = base64.b64encode(b"\0pi\0hunter22").decode()
         self.assertEqual(scrub(f"pw hunter22, AUTH PLAIN {plain}"), "pw ***, AUTH PLAIN ***")
         self.assertEqual(password_secrets("pi", None), ())
+
+
+class CAFileTests(SynchronousTestCase):
+    def test_unusable_cafile_stops_start_up(self) -> None:
+        with self.assertRaises(StartupError) as missing:
+            tls_creator(SMTPSettings(host="h", sender="a@b.c", cafile="/nonexistent/ca.pem"))
+        self.assertEqual(
+            str(missing.exception),
+            "--config: [smtp] cafile: cannot read /nonexistent/ca.pem: No such file or directory",
+        )
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("not a certificate\n")
+        with self.assertRaises(StartupError) as garbage:
+            tls_creator(SMTPSettings(host="h", sender="a@b.c", cafile=path))
+        self.assertIn("no PEM certificate in it", str(garbage.exception))
+        self.assertIsNone(tls_creator(SMTPSettings(host="h", sender="a@b.c", tls="none")))
