@@ -36,6 +36,8 @@ RETRY_FOR = 3600.0
 #: The first retry waits this long (then 2x, 4x, ... with jitter), at most L{BACKOFF_MAX}.
 BACKOFF_INITIAL = 5.0
 BACKOFF_MAX = 600.0
+#: A test message (C{POST /api/alerts/test}) waits at most this long for its answer.
+TEST_DEADLINE = 20.0
 #: An error text kept for C{/health} is cut to this length.
 ERROR_LIMIT = 200
 
@@ -188,7 +190,8 @@ class Delivery:
                 return "sent"
             return _limited(self._scrub(outcome.detail)) or "failed"
 
-        return self._bounded(self._send(message)).addCallback(said)
+        deadline = min(self._deadline, TEST_DEADLINE)
+        return self._bounded(self._send(message), deadline).addCallback(said)
 
     def state(self) -> dict[str, object]:
         """This notifier for C{/health}: no secret in it."""
@@ -206,9 +209,11 @@ class Delivery:
     def _fields(self) -> dict[str, object]:
         return {"notifier": self.name, "kind": self._sender.kind, "target": self._sender.target}
 
-    def _bounded(self, attempt: Deferred[Outcome]) -> Deferred[Outcome]:
-        """C{attempt}, given up after L{_deadline} seconds (a retry)."""
-        deadline = self._deadline
+    def _bounded(
+        self, attempt: Deferred[Outcome], deadline: float | None = None
+    ) -> Deferred[Outcome]:
+        """C{attempt}, given up after C{deadline} seconds (the delivery's by default): a retry."""
+        deadline = self._deadline if deadline is None else deadline
 
         def late(failure: Failure) -> Outcome:
             failure.trap(TimeoutError)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit, urlunsplit
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -30,7 +31,7 @@ from pistatsd.influx.writer import (
 )
 from pistatsd.notify.delivery import Outcome, Verdict
 from pistatsd.notify.messages import Message, ntfy_headers, webhook_body
-from pistatsd.notify.redact import redact_url
+from pistatsd.notify.redact import basic_credentials, redact_url
 from pistatsd.notify.settings import NotifierSettings
 
 if TYPE_CHECKING:
@@ -53,6 +54,21 @@ def classify(status: int, body: bytes, headers: Headers, now: float) -> Outcome:
     return Outcome(Verdict.DROP, detail)
 
 
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """C{url} without C{user:password@}, and the basic C{Authorization} they stand for.
+
+    Self-hosted ntfy servers and webhook receivers often take basic
+    authentication; written in the URL it is sent as a header (treq would
+    not), and the URL that travels and is shown carries no credentials.
+    """
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    netloc = parts.netloc.rpartition("@")[2]
+    bare = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return bare, "Basic " + basic_credentials(parts.username, parts.password or "")
+
+
 def request_for(settings: NotifierSettings, message: Message) -> tuple[bytes, dict[str, list[str]]]:
     """The body and headers of the POST that carries C{message} to this notifier."""
     headers = {"User-Agent": [f"pistatsd/{__version__}"]}
@@ -64,8 +80,11 @@ def request_for(settings: NotifierSettings, message: Message) -> tuple[bytes, di
     else:
         body = webhook_body(message)
         headers["Content-Type"] = ["application/json"]
+    basic = split_credentials(settings.target)[1]
     if settings.token is not None:
         headers["Authorization"] = [f"Bearer {settings.token}"]
+    elif basic is not None:
+        headers["Authorization"] = [basic]
     return body, headers
 
 
@@ -89,6 +108,7 @@ class HTTPSender:
         self.kind: str = settings.kind
         self.target: str = redact_url(settings.target)
         self._settings = settings
+        self._url = split_credentials(settings.target)[0]
         self._clock = clock
         self._wall = wall
         self._scrub = scrub
@@ -121,7 +141,7 @@ class HTTPSender:
         try:
             d = self._client().request(
                 "POST",
-                self._settings.target,
+                self._url,
                 data=body,
                 headers=headers,
                 timeout=timeout,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 #: At least this long to be scrubbed from text: shorter "secrets" would turn
 #: every "a" of a message into "***".
@@ -45,8 +45,15 @@ def url_secrets(url: str) -> tuple[str, ...]:
     # quote one of them without the rest.
     pieces = [p for p in path.split("/") if len(p) >= MIN_PIECE]
     pieces += [v for pair in parts.query.split("&") for v in pair.split("=")[1:] if v]
-    candidates = (parts.username, parts.password, path, parts.query, *pieces)
+    candidates = [parts.username, parts.password, path, parts.query, *pieces]
+    if parts.username is not None:
+        candidates.append(basic_credentials(parts.username, parts.password or ""))
     return tuple(s for s in candidates if s)
+
+
+def basic_credentials(user: str, password: str) -> str:
+    """The base64 of HTTP basic authentication (a secret as much as the password)."""
+    return base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
 
 
 def password_secrets(user: str | None, password: str | None) -> tuple[str, ...]:

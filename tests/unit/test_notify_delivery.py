@@ -238,6 +238,12 @@ class DeliveryTests(SynchronousTestCase):
         self.assertEqual((self.delivery.dropped, self.delivery.queued), (1, 0))
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
 
+    def test_send_once_waits_at_most_twenty_seconds(self) -> None:
+        d = self.delivery.send_once(message(0))
+        self.clock.advance(20.0)
+        self.assertEqual(self.successResultOf(d), "no answer within 20 s")
+        self.assertFalse(self.delivery.retrying)
+
     def test_send_once(self) -> None:
         d = self.delivery.send_once(message(0))
         self.sender.answer(Verdict.DROP, "HTTP 401: unauthorized topic-secret")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -110,6 +111,18 @@ class RequestTests(SynchronousTestCase):
         self.assertEqual(header(headers, "tags"), "critical,rotating_light")
         self.assertEqual(header(headers, "authorization"), "Bearer tk_abcdef")
         self.assertEqual(header(headers, "content-type"), "text/plain; charset=utf-8")
+
+    def test_credentials_in_the_url_become_basic_auth(self) -> None:
+        settings = NotifierSettings(
+            name="p", kind="ntfy", target="https://pi:pa%40ss@ntfy.example/alerts"
+        )
+        self.successResultOf(sender(settings, self.http).send(FIRED))
+        ((uri, headers, _),) = self.receiver.requests
+        self.assertEqual(uri, b"/alerts")
+        expected = "Basic " + base64.b64encode(b"pi:pa@ss").decode()
+        self.assertEqual(header(headers, "authorization"), expected)
+        scrub = Scrubber(url_secrets(settings.target))
+        self.assertEqual(scrub(f"sent {expected}"), "sent Basic ***")
 
     def test_timeout_and_clock_are_explicit(self) -> None:
         clock = Clock()
