@@ -234,7 +234,9 @@ class Delivery:
             return
         self._current = self._queue.popleft()
         self._first_try = self._clock.seconds()
-        if self._full.active and len(self._queue) < self._queue_size:
+        # Half empty before the episode ends: a queue that stays about full
+        # logs one episode, not one per message.
+        if self._full.active and len(self._queue) <= self._queue_size // 2:
             self._full.ended(**self._fields())
         self._try()
 

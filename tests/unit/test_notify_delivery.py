@@ -106,8 +106,15 @@ class DeliveryTests(SynchronousTestCase):
         self.assertEqual(len(full), 1, rendered(events))
         self.sender.answer(Verdict.SENT)
         self.assertEqual(self.sender.sent_alerts(), ["alert-0", "alert-4"])
+        self.delivery.put(message(7))
+        self.delivery.put(message(8))  # full again: the same episode
+        self.assertEqual(self.delivery.dropped, 4)
+        self.sender.answer(Verdict.SENT)  # two waiting of three: not over yet
+        self.assertEqual([e for e in events if "room again" in e.get("log_format", "")], [])
+        self.sender.answer(Verdict.SENT)  # one waiting: half empty
+        full = [e for e in events if "dropping the oldest" in e.get("log_format", "")]
         ended = [e for e in events if "room again" in e.get("log_format", "")]
-        self.assertEqual([e["dropped"] for e in ended], [3])
+        self.assertEqual((len(full), [e["dropped"] for e in ended]), (1, [4]))
 
     def test_backoff_schedule(self) -> None:
         self.delivery.put(message(0))
