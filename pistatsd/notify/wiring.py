@@ -11,11 +11,13 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
 
 from attrs import frozen
 from prometheus_client.registry import Collector
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
 
 from pistatsd.alerts.events import AlertChange
 from pistatsd.config import Config
@@ -26,6 +28,8 @@ from pistatsd.notify.router import Route, Router
 from pistatsd.notify.service import NotifyService
 from pistatsd.notify.settings import NotifierSettings, NotifySettings, parse_settings
 from pistatsd.reactors import IPistatsdReactor
+
+_log = Logger()
 
 #: Extra seconds an attempt may take beyond its sender's own timeout.
 DEADLINE_MARGIN = 5.0
@@ -81,6 +85,18 @@ def _sender(
     return http, 3 * http.timeout + DEADLINE_MARGIN
 
 
+def _warn_cleartext(notifier: NotifierSettings) -> None:
+    """One start-up line when a token or password would cross the network unencrypted."""
+    parts = urlsplit(notifier.target)
+    credentials = notifier.token is not None or parts.username is not None
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme == "http" and credentials and not loopback:
+        _log.warn(
+            "notifier {notifier}: its credentials are sent unencrypted (an http:// URL)",
+            notifier=notifier.name,
+        )
+
+
 def notify_parts(
     config: Config,
     reactor: IPistatsdReactor,
@@ -111,6 +127,7 @@ def notify_parts(
         secrets = [notifier.token, *smtp_secrets]
         if notifier.kind != "email":
             secrets += url_secrets(notifier.target)
+            _warn_cleartext(notifier)
         scrub = Scrubber(secrets)
         sender, deadline = _sender(notifier, settings, reactor, wall, scrub, host)
         delivery = Delivery(notifier.name, sender, reactor, deadline=deadline, scrub=scrub)

@@ -46,6 +46,25 @@ class InertTests(SynchronousTestCase):
             notify_parts(config(notify={"p": {"ntfy": "nope"}}), MemoryReactorClock())  # type: ignore[arg-type]
 
 
+class CleartextTests(SynchronousTestCase):
+    def test_credentials_over_http_are_warned_of_once(self) -> None:
+        events = capture_all_logs(self)
+        notify_parts(
+            config(
+                notify={
+                    "far": {"webhook": "http://u:pw-secret@hooks.example/x"},
+                    "near": {"webhook": "http://u:pw-secret@127.0.0.1/x"},
+                    "safe": {"webhook": "https://u:pw-secret@hooks.example/x"},
+                    "open": {"webhook": "http://hooks.example/x"},
+                }
+            ),
+            MemoryReactorClock(),  # type: ignore[arg-type]
+        )
+        warned = [e["notifier"] for e in events if "unencrypted" in e.get("log_format", "")]
+        self.assertEqual(warned, ["far"])
+        self.assertNotIn("pw-secret", rendered(events))
+
+
 class BuiltTests(SynchronousTestCase):
     def setUp(self) -> None:
         fd, self.token_file = tempfile.mkstemp()
