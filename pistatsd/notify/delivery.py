@@ -116,6 +116,8 @@ class Delivery:
         self._first_try = 0.0
         self._attempt: Deferred[Outcome] | None = None
         self._timer: IDelayedCall | None = None
+        #: Test messages in flight (cancelled at stop).
+        self._tests: set[Deferred[Outcome]] = set()
         self._running = False
         self.sent = 0
         self.failed = 0
@@ -180,6 +182,8 @@ class Delivery:
             self._timer = None
         if self._attempt is not None:
             self._attempt.cancel()
+        for test in list(self._tests):
+            test.cancel()
         return self._sender.close()
 
     def send_once(self, message: Message) -> Deferred[str]:
@@ -190,8 +194,18 @@ class Delivery:
                 return "sent"
             return _limited(self._scrub(outcome.detail)) or "failed"
 
+        def stopped(failure: Failure) -> str:
+            failure.trap(CancelledError)
+            return "stopped"
+
+        def done(result: str) -> str:
+            self._tests.discard(attempt)
+            return result
+
         deadline = min(self._deadline, TEST_DEADLINE)
-        return self._bounded(self._send(message), deadline).addCallback(said)
+        attempt = self._bounded(self._send(message), deadline)
+        self._tests.add(attempt)
+        return attempt.addCallbacks(said, stopped).addBoth(done)
 
     def state(self) -> dict[str, object]:
         """This notifier for C{/health}: no secret in it."""

@@ -251,6 +251,12 @@ class DeliveryTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(d), "no answer within 20 s")
         self.assertFalse(self.delivery.retrying)
 
+    def test_stop_cancels_a_test_message(self) -> None:
+        d = self.delivery.send_once(message(0))
+        self.successResultOf(self.delivery.stop())
+        self.assertEqual(self.successResultOf(d), "stopped")
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
     def test_send_once(self) -> None:
         d = self.delivery.send_once(message(0))
         self.sender.answer(Verdict.DROP, "HTTP 401: unauthorized topic-secret")
