@@ -97,7 +97,7 @@ class SMTPSender:
         creator: IOpenSSLClientConnectionCreator | None,
         helo: str,
     ) -> None:
-        self.target: str = ", ".join(settings.addresses)
+        self.target: str = f"{', '.join(settings.addresses)} via {smtp.host}:{smtp.port}"
         self._recipients = settings.addresses
         self._smtp = smtp
         self._reactor = reactor

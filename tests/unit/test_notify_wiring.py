@@ -100,7 +100,7 @@ class BuiltTests(SynchronousTestCase):
         self.assertEqual(set(health), {"phone", "mail"})
         self.assertEqual(health["phone"]["kind"], "ntfy")
         self.assertEqual(health["phone"]["target"], "https://127.0.0.1:8443/***")
-        self.assertEqual(health["mail"]["target"], "me@example.org")
+        self.assertEqual(health["mail"]["target"], "me@example.org via 127.0.0.1:587")
         self.assertEqual(health["phone"]["queued"], 1)
 
     def test_metrics(self) -> None:
