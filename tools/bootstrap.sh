@@ -51,7 +51,7 @@ rm -f "$STAMP"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 # The build step fails with one line saying what to do when it cannot get uPlot.
 "$VENV/bin/python" -m pip install -q -e '.[test]' --config-settings editable_mode=compat
-"$VENV/bin/twistd" --help | grep -q pistatsd || {
+"$VENV/bin/twistd" --help | grep pistatsd >/dev/null || {
     echo "twistd does not list the pistatsd plugin" >&2; exit 1; }
 "$VENV/bin/python" -m build_support.vendor --check
 echo "$key" >"$STAMP"
