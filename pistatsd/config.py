@@ -60,7 +60,9 @@ class OptionSpec:
         try:
             value = self.parse(raw)
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"--{self.name}: invalid value {raw!r} ({e})") from None
+            # A value that may hold a secret (a URL with a password in it) is not echoed.
+            shown = "" if self.secret else f" {raw!r}"
+            raise ConfigError(f"--{self.name}: invalid value{shown} ({e})") from None
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(f"--{self.name}: {value} is below the minimum {self.minimum:g}")
         if self.maximum is not None and value > self.maximum:
@@ -273,6 +275,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         None,
         "MQTT broker, mqtt://host[:1883] or mqtts://host[:8883]; publishing is off without it.",
         "URL",
+        secret=True,
     ),
     OptionSpec(
         "mqtt-cafile", _parse_str, None, "CA bundle for an mqtts:// broker (system CAs).", "FILE"

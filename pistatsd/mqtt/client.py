@@ -120,6 +120,13 @@ class _Protocol(MQTTProtocol):
             if request.deferred is not None and not request.deferred.called:
                 request.deferred.errback(reason)
             self.connReq = None
+        # Messages still queued behind the window were never sent: fail them now
+        # (the library would keep them for the next connection).
+        queued = self.factory.queuePublishTx.get(self.addr) or ()
+        while queued:
+            unsent = queued.popleft()
+            if unsent.deferred is not None and not unsent.deferred.called:
+                unsent.deferred.errback(reason)
         if not self.lost.called:
             self.lost.callback(None)
 

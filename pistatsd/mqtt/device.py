@@ -91,6 +91,6 @@ def this_device(
         name=name,
         model=model,
         manufacturer=manufacturer,
-        sw_version=f"pistatsd {__version__}",
+        sw_version=__version__,
         configuration_url=dashboard or dashboard_url(ports, tls, name),
     )
