@@ -15,6 +15,7 @@ import socket
 from attrs import frozen
 
 from pistatsd.errors import StartupError
+from pistatsd.pem import load_certificates
 
 #: The default ports of the two schemes (IANA: 1883 plain, 8883 over TLS).
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -114,6 +115,13 @@ def check_mqtt(config: object) -> None:
             raise StartupError("--mqtt-cafile: needs an mqtts:// broker URL")
         if not os.path.isfile(cafile):
             raise StartupError(f"--mqtt-cafile {cafile}: no such file")
+        try:
+            with open(cafile, "rb") as f:
+                load_certificates(f.read())
+        except OSError as e:
+            raise StartupError(f"--mqtt-cafile {cafile}: cannot read it: {e.strerror}") from None
+        except ValueError as e:
+            raise StartupError(f"--mqtt-cafile {cafile}: {e}") from None
     if password is not None and not password.isascii():
         # twisted-mqtt sends the password as ASCII, dropping anything else.
         raise StartupError("--mqtt-password-file: the MQTT password must be ASCII")

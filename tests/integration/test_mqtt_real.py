@@ -163,6 +163,24 @@ def test_broker_started_after_the_daemon_is_picked_up(brokers, daemon, tmp_path)
     assert len(lines) == 1, d.text()
 
 
+def test_broker_restart_gets_everything_again(brokers, daemon, tmp_path):
+    """The broker keeps nothing (no persistence): after its restart the daemon
+    reconnects and sends the configs and the state again."""
+    broker = brokers().start()
+    d = daemon(*mqtt_args(broker, tmp_path))
+    broker.wait_until(lambda: configs(broker) and held_state(broker), DEADLINE, "a first state")
+    broker.stop()
+    assert d.proc is not None
+    broker.wait_until(lambda: not health(d)["connected"], DEADLINE, "the drop", pace=d.proc)
+    assert d.get("/alive")[0] == 200
+    broker.start()
+    broker.wait_until(lambda: configs(broker) and held_state(broker), DEADLINE, "everything again")
+    assert broker.retained(AVAILABILITY) == {AVAILABILITY: b"online"}
+    assert health(d)["reconnects"] == 1
+    assert d.stop() == 0
+    assert len([line for line in d.text().splitlines() if " lost (" in line]) == 1, d.text()
+
+
 def test_wrong_password_one_clear_line_and_retries(brokers, daemon, tmp_path):
     broker = brokers(users={"pi": "right"}).start()
     d = daemon(

@@ -110,6 +110,13 @@ class OptionsTests(SynchronousTestCase):
         message = self.refused("--mqtt", "mqtts://broker", "--mqtt-cafile", "/nonexistent/ca.pem")
         self.assertEqual(message, "--mqtt-cafile /nonexistent/ca.pem: no such file")
 
+    def test_cafile_without_a_certificate(self) -> None:
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write("not a certificate\n")
+        message = self.refused("--mqtt", "mqtts://broker", "--mqtt-cafile", path)
+        self.assertEqual(message, f"--mqtt-cafile {path}: no PEM certificate in it")
+
     def test_cafile_needs_mqtts(self) -> None:
         path = self.mktemp()
         with open(path, "w") as f:
