@@ -60,7 +60,8 @@ class StatePublisher(TimerService):
         broker: str = "",
         wall: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(interval, guarded(self.refresh, "MQTT state"))
+        self._tick = guarded(self.refresh, "MQTT state")
+        super().__init__(interval, self._tick)
         self.clock = clock
         self._clock = clock
         self._interval = interval
@@ -110,7 +111,7 @@ class StatePublisher(TimerService):
         self._session = session
         self._sent = {}
         self._busy_since = None
-        self.refresh()
+        self._tick()
 
     def disconnected(self) -> None:
         """The session is gone: hold the newest state until the next one."""

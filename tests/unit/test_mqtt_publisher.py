@@ -204,6 +204,25 @@ class PublisherTests(SynchronousTestCase):
         self.assertEqual(len([e for e in events if "publishing failed" in e["log_format"]]), 1)
         self.assertTrue(self.publisher.state()["pending_state"])
 
+    def test_a_failing_snapshot_does_not_break_the_session(self) -> None:
+        def broken() -> dict[str, Any]:
+            raise RuntimeError("no snapshot yet")
+
+        failing = StatePublisher(
+            clock=self.clock,
+            interval=30,
+            topics=TOPICS,
+            device=DEVICE,
+            snapshot=broken,
+            alerts=self.machine.current_alerts,
+        )
+        session = FakeSession()
+        with capturedLogs() as events:
+            failing.connected(session)
+        self.assertEqual(session.sent, [])
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
+        self.assertTrue(any("MQTT state" in str(e.get("what")) for e in events))
+
     def test_no_discovery_without_a_device(self) -> None:
         plain = publisher(self.clock, self.machine, device=None)
         session = FakeSession()
