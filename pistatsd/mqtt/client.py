@@ -51,6 +51,7 @@ from twisted.python.failure import Failure
 from pistatsd.mqtt.link import LoginRefused
 from pistatsd.mqtt.settings import Broker
 from pistatsd.pem import load_certificates, trust_root
+from pistatsd.reactors import IPistatsdReactor
 
 #: Seconds between keepalive pings; the broker sends the last will after 1.5 times it.
 KEEPALIVE = 30
@@ -80,7 +81,7 @@ class Login:
 
 
 def broker_endpoint(
-    reactor: Any, broker: Broker, cafile: str | None = None
+    reactor: IPistatsdReactor, broker: Broker, cafile: str | None = None
 ) -> IStreamClientEndpoint:
     """TCP, or TLS checking the broker's certificate and name (system CAs or C{cafile}).
 
@@ -176,7 +177,9 @@ class MQTTSession:
         self._protocol = protocol
         self.lost = protocol.lost
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> Deferred[Any]:
+    def publish(
+        self, topic: str, payload: bytes, *, retain: bool, qos: int = 1
+    ) -> Deferred[object]:
         """Send one message; the Deferred fires once the broker acknowledged it (QoS 1)."""
         return self._protocol.publish(topic, bytearray(payload), qos=qos, retain=retain)
 

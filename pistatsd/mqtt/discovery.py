@@ -13,13 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from attrs import frozen
 
 from pistatsd.alerts.events import AlertStatus
-from pistatsd.jsontypes import JSONObject
+from pistatsd.jsontypes import JSONMapping, JSONObject
 from pistatsd.mqtt.state import filesystem_percents, pi_flags, sensor_values
 
 
@@ -151,7 +150,7 @@ def _problem(
 def discovery_configs(
     device: Device,
     topics: Topics,
-    snapshot: Mapping[str, Any],
+    snapshot: JSONMapping,
     alerts: Sequence[AlertStatus],
 ) -> dict[str, JSONObject]:
     """Every entity's config topic and payload for this snapshot and these alerts."""

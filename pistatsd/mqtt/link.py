@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, TimeoutError, succeed
@@ -44,7 +44,9 @@ class Session(Protocol):
 
     lost: Deferred[None]
 
-    def publish(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> Deferred[Any]:
+    def publish(
+        self, topic: str, payload: bytes, *, retain: bool, qos: int = 1
+    ) -> Deferred[object]:
         """Send one message; fires when the broker acknowledged it."""
 
     def close(self) -> None:

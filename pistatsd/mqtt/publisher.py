@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from twisted.application.internet import TimerService
 from twisted.internet.defer import DeferredList
@@ -26,7 +25,7 @@ from twisted.python.failure import Failure
 
 from pistatsd.alerts.events import CurrentAlerts
 from pistatsd.episodes import Episode
-from pistatsd.jsontypes import JSONObject
+from pistatsd.jsontypes import JSONMapping, JSONObject
 from pistatsd.loops import guarded
 from pistatsd.mqtt.discovery import Device, Topics, discovery_configs, encode
 from pistatsd.mqtt.link import Session
@@ -55,7 +54,7 @@ class StatePublisher(TimerService):
         interval: float,
         topics: Topics,
         device: Device | None,
-        snapshot: Callable[[], Mapping[str, Any]],
+        snapshot: Callable[[], JSONMapping],
         alerts: CurrentAlerts,
         broker: str = "",
         wall: Callable[[], float] = time.time,

@@ -9,10 +9,9 @@ made-up zero.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from pistatsd.alerts.events import AlertStatus
-from pistatsd.jsontypes import JSONObject
+from pistatsd.jsontypes import JSONMapping, JSONObject
 
 #: The Raspberry Pi firmware flags published as binary sensors.
 PI_FLAGS: tuple[str, ...] = ("under_voltage", "throttled")
@@ -24,14 +23,14 @@ def _number(value: object) -> float | None:
     return value
 
 
-def _get(snapshot: Mapping[str, Any], part: str, key: str) -> float | None:
+def _get(snapshot: JSONMapping, part: str, key: str) -> float | None:
     section = snapshot.get(part)
     if not isinstance(section, Mapping):
         return None
     return _number(section.get(key))
 
 
-def _load(snapshot: Mapping[str, Any], index: int) -> float | None:
+def _load(snapshot: JSONMapping, index: int) -> float | None:
     cpu = snapshot.get("cpu")
     load = cpu.get("load") if isinstance(cpu, Mapping) else None
     if isinstance(load, Sequence) and len(load) > index:
@@ -39,7 +38,7 @@ def _load(snapshot: Mapping[str, Any], index: int) -> float | None:
     return None
 
 
-def filesystem_percents(snapshot: Mapping[str, Any]) -> dict[str, float | None]:
+def filesystem_percents(snapshot: JSONMapping) -> dict[str, float | None]:
     """Each mounted filesystem's percent used, by mount point."""
     result: dict[str, float | None] = {}
     for entry in snapshot.get("filesystems") or ():
@@ -48,7 +47,7 @@ def filesystem_percents(snapshot: Mapping[str, Any]) -> dict[str, float | None]:
     return result
 
 
-def sensor_values(snapshot: Mapping[str, Any]) -> dict[str, tuple[float | None, str]]:
+def sensor_values(snapshot: JSONMapping) -> dict[str, tuple[float | None, str]]:
     """Each user sensor's value and unit, by name."""
     result: dict[str, tuple[float | None, str]] = {}
     sensors = snapshot.get("sensors")
@@ -61,7 +60,7 @@ def sensor_values(snapshot: Mapping[str, Any]) -> dict[str, tuple[float | None, 
     return result
 
 
-def pi_flags(snapshot: Mapping[str, Any]) -> dict[str, bool]:
+def pi_flags(snapshot: JSONMapping) -> dict[str, bool]:
     """The Pi's under-voltage and throttled flags now; empty on other machines."""
     throttled = snapshot.get("throttled")
     now = throttled.get("now") if isinstance(throttled, Mapping) else None
@@ -70,7 +69,7 @@ def pi_flags(snapshot: Mapping[str, Any]) -> dict[str, bool]:
     return {flag: bool(now.get(flag)) for flag in PI_FLAGS if flag in now}
 
 
-def state_document(snapshot: Mapping[str, Any], alerts: Sequence[AlertStatus]) -> JSONObject:
+def state_document(snapshot: JSONMapping, alerts: Sequence[AlertStatus]) -> JSONObject:
     """The state message for one snapshot and the alerts as they stand."""
     net = snapshot.get("net")
     uptime = _get(snapshot, "uptime", "seconds")

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from attrs import frozen
 from twisted.application.service import IService
-from twisted.internet.interfaces import IReactorTime
 
 from pistatsd.alerts.events import CurrentAlerts, no_alerts
 from pistatsd.config import Config
 from pistatsd.errors import StartupError
-from pistatsd.jsontypes import JSONObject
+from pistatsd.jsontypes import JSONMapping, JSONObject
 from pistatsd.metrics import MQTTMetrics
 from pistatsd.mqtt.discovery import Topics
 from pistatsd.mqtt.settings import Broker, default_prefix, parse_broker_url
+from pistatsd.reactors import IPistatsdReactor
 from pistatsd.status import mqtt_off
 
 if TYPE_CHECKING:
@@ -61,13 +61,13 @@ class MQTTParts:
     """
 
     services: tuple[IService, ...]
-    health: Callable[[], Mapping[str, Any]]
+    health: Callable[[], JSONMapping]
     metrics: MQTTMetrics
 
 
 def mqtt_parts(
     config: Config,
-    reactor: Any,
+    reactor: IPistatsdReactor,
     *,
     sampler: Sampler,
     alerts: CurrentAlerts = no_alerts,
@@ -104,9 +104,8 @@ def mqtt_parts(
         user=config.mqtt_user,
         password=config.mqtt_password,
     )
-    clock: IReactorTime = reactor
     publisher = StatePublisher(
-        clock=clock,
+        clock=reactor,
         interval=config.mqtt_interval,
         topics=topics,
         device=device if topics.discovery else None,
@@ -115,8 +114,8 @@ def mqtt_parts(
         broker=str(broker),
     )
     link = BrokerLink(
-        clock=clock,
-        connect=Connector(clock, endpoint, login).connect,  # type: ignore[arg-type]
+        clock=reactor,
+        connect=Connector(reactor, endpoint, login).connect,  # type: ignore[arg-type]
         broker=str(broker),
         availability=topics.availability,
         listener=publisher,
