@@ -192,8 +192,9 @@ class BrokerLink(Service):
         session.publish(self._availability, ONLINE, retain=True).addErrback(
             self._publish_failed, session
         )
-        session.lost.addCallback(self._down, session)
         self._listener.connected(session)
+        # Last: a session already lost is then ended after it was begun.
+        session.lost.addCallback(self._down, session)
 
     def _publish_failed(self, failure: Failure, session: Session) -> None:
         if session is self._session:
