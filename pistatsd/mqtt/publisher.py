@@ -158,10 +158,8 @@ class StatePublisher(TimerService):
         if not batch:
             return
         self._busy_since = self._clock.seconds()
-        state = self._pending_state
-        if state is not None:
-            self._pending_state = None
-            # Counted as replaced only if a newer one comes before this is sent.
+        # Taken: a newer state made meanwhile waits for the next batch.
+        self._pending_state = None
         sending = [session.publish(topic, payload, retain=True) for topic, payload in batch]
         DeferredList(sending, consumeErrors=True).addCallback(self._sent_batch, session, batch)
 
