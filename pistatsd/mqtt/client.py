@@ -23,6 +23,7 @@ one log line per episode), so its C{ReconnectingClientFactory} side is unused.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import mqtt.client.base
@@ -32,7 +33,7 @@ import mqtt.client.pubsubs
 from attrs import frozen
 from mqtt import v311
 from mqtt.client.factory import MQTTFactory
-from mqtt.client.publisher import MQTTProtocol
+from mqtt.client.pubsubs import MQTTProtocol
 from mqtt.error import MQTTStateError
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
@@ -103,7 +104,8 @@ def broker_endpoint(
 
 
 class _Protocol(MQTTProtocol):
-    """twisted-mqtt's publisher on the injected clock, telling its session when it is lost."""
+    """twisted-mqtt's client (publisher and subscriber) on the injected clock,
+    telling its session when it is lost."""
 
     def __init__(self, factory: MQTTFactory, addr: object, clock: IReactorTime) -> None:
         super().__init__(factory, addr)
@@ -148,7 +150,7 @@ class _Factory(MQTTFactory):
     noisy = False
 
     def __init__(self, clock: IReactorTime) -> None:
-        super().__init__(profile=MQTTFactory.PUBLISHER)
+        super().__init__(profile=MQTTFactory.PUBLISHER | MQTTFactory.SUBSCRIBER)
         self._clock = clock
 
     def buildProtocol(self, addr: object) -> _Protocol:
@@ -182,6 +184,19 @@ class MQTTSession:
     ) -> Deferred[object]:
         """Send one message; the Deferred fires once the broker acknowledged it (QoS 1)."""
         return self._protocol.publish(topic, bytearray(payload), qos=qos, retain=retain)
+
+    def subscribe(
+        self, topic_filter: str, receive: Callable[[str, bytes, bool], None]
+    ) -> Deferred[object]:
+        """Receive C{(topic, payload, retained)} of messages matching C{topic_filter} (QoS 0)."""
+
+        def deliver(
+            topic: str, payload: bytearray, qos: int, dup: bool, retain: bool, msg_id: object
+        ) -> None:
+            receive(topic, bytes(payload), bool(retain))
+
+        self._protocol.onPublish = deliver
+        return self._protocol.subscribe(topic_filter, qos=0)
 
     def close(self) -> None:
         """DISCONNECT (so the broker drops the last will) and close the connection."""

@@ -49,6 +49,11 @@ class Session(Protocol):
     ) -> Deferred[object]:
         """Send one message; fires when the broker acknowledged it."""
 
+    def subscribe(
+        self, topic_filter: str, receive: Callable[[str, bytes, bool], None]
+    ) -> Deferred[object]:
+        """Receive C{(topic, payload, retained)} of the messages matching C{topic_filter}."""
+
     def close(self) -> None:
         """Disconnect cleanly (the broker then drops the last will)."""
 

@@ -8,6 +8,11 @@ memory whatever the outage).  When it can send, it sends one batch: the
 configs that are new or changed, an empty retained config for each entity
 that went away (so Home Assistant removes it), then the state, all
 retained, QoS 1; the next batch waits for the broker to acknowledge this one.
+
+Entities can also go away while the daemon is stopped (a USB disk not
+plugged in at the next boot): at each connection the publisher subscribes to
+this machine's discovery topics, and every retained config the broker holds
+there that it no longer wants is removed with the next batch.
 """
 
 from __future__ import annotations
@@ -110,7 +115,22 @@ class StatePublisher(TimerService):
         self._session = session
         self._sent = {}
         self._busy_since = None
+        if self._device is not None:
+            held = f"{self._topics.discovery}/+/{self._device.node}/+/config"
+            session.subscribe(held, self._held).addErrback(self._not_subscribed)
         self._tick()
+
+    def _held(self, topic: str, payload: bytes, retained: bool) -> None:
+        """A config the broker holds for this machine: removed unless still wanted."""
+        if retained and payload and topic not in self._wanted:
+            self._published_this_run.add(topic)
+
+    def _not_subscribed(self, failure: Failure) -> None:
+        _log.info(
+            "MQTT: cannot read the broker's discovery configs ({reason}); "
+            "entities removed while pistatsd was stopped stay",
+            reason=failure.getErrorMessage(),
+        )
 
     def disconnected(self) -> None:
         """The session is gone: hold the newest state until the next one."""

@@ -47,7 +47,7 @@ def brokers(tmp_path: Path) -> Iterator[Callable[..., Mosquitto]]:
         broker.stop()
 
 
-def mqtt_args(broker: Mosquitto, tmp_path: Path, *extra: str) -> list[str]:
+def mqtt_args(broker: Mosquitto, tmp_path: Path, *extra: str, state: str = "state") -> list[str]:
     return [
         "--mqtt",
         broker.url,
@@ -58,7 +58,7 @@ def mqtt_args(broker: Mosquitto, tmp_path: Path, *extra: str) -> list[str]:
         "--history-db",
         "none",
         "--state-dir",
-        str(tmp_path / "state"),
+        str(tmp_path / state),
         *extra,
     ]
 
@@ -289,6 +289,30 @@ def test_deleted_sensor_removes_its_entity(brokers, daemon, tmp_path):
         lambda: topic not in broker.retained("homeassistant/#"), DEADLINE, "the entity removed"
     )
     assert "Sensor room" not in {c["name"] for c in configs(broker).values()}
+
+
+def test_an_entity_gone_while_stopped_is_removed_at_the_next_start(brokers, daemon, tmp_path):
+    broker = brokers().start()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "temp").write_text("21500\n")
+    first = daemon(*mqtt_args(broker, tmp_path, "--sensor-root", str(root)))
+    body = json.dumps({"name": "cellar", "path": str(root / "temp"), "unit": "C"}).encode()
+    assert first.get("/api/sensors", {"Content-Type": "application/json"}, "POST", body)[0] == 201
+    topic = broker.wait_until(
+        lambda: next((t for t, c in configs(broker).items() if c["name"] == "Sensor cellar"), None),
+        DEADLINE,
+        "the sensor's entity",
+    )
+    assert first.stop() == 0
+    assert topic in broker.retained("homeassistant/#")
+    # Started again without that sensor (another state directory): the entity goes.
+    second = daemon(*mqtt_args(broker, tmp_path, "--sensor-root", str(root), state="other"))
+    broker.wait_until(
+        lambda: topic not in broker.retained("homeassistant/#"), DEADLINE, "the stale entity gone"
+    )
+    assert "CPU" in {c["name"] for c in configs(broker).values()}
+    assert health(second)["connected"] is True
 
 
 def test_a_daemon_without_mqtt_does_not_import_the_library(tmp_path):

@@ -141,6 +141,20 @@ class ConnectorTests(SynchronousTestCase):
         _, transport2, _ = self.connected()
         self.assertEqual(transport2.value(), b"", "nothing replayed on the new connection")
 
+    def test_subscribe_and_receive_retained(self) -> None:
+        session, transport, protocol = self.connected()
+        received: list[tuple[str, bytes, bool]] = []
+        done = session.subscribe("homeassistant/+/n/+/config", lambda *m: received.append(m))
+        packet = transport.value()
+        self.assertEqual(packet[0], 0x82)  # SUBSCRIBE
+        self.assertIn(b"homeassistant/+/n/+/config", packet)
+        protocol.dataReceived(bytes([0x90, 0x03]) + packet[2:4] + b"\x00")  # SUBACK
+        self.successResultOf(done)
+        topic = b"homeassistant/sensor/n/x/config"
+        body = len(topic).to_bytes(2, "big") + topic + b'{"a":1}'
+        protocol.dataReceived(bytes([0x31, len(body)]) + body)  # retained, QoS 0
+        self.assertEqual(received, [("homeassistant/sensor/n/x/config", b'{"a":1}', True)])
+
     def test_close_sends_disconnect(self) -> None:
         session, transport, _ = self.connected()
         session.close()

@@ -33,6 +33,7 @@ class FakeSession:
         self.lost: Deferred[None] = Deferred()
         self.closed = False
         self.aborted = False
+        self.subscriptions: dict[str, Any] = {}
 
     def publish(self, topic: str, payload: bytes, *, retain: bool, qos: int = 1) -> Deferred[Any]:
         self.sent.append((topic, payload, retain))
@@ -41,6 +42,10 @@ class FakeSession:
         d: Deferred[Any] = Deferred()
         self.waiting.append(d)
         return d
+
+    def subscribe(self, topic_filter: str, receive: Any) -> Deferred[Any]:
+        self.subscriptions[topic_filter] = receive
+        return succeed([0])
 
     def ack_all(self) -> None:
         waiting, self.waiting = self.waiting, []
@@ -148,6 +153,25 @@ class PublisherTests(SynchronousTestCase):
         del session.sent[:]
         self.publisher.refresh()
         self.assertEqual(session.topics(), [TOPICS.state])
+
+    def test_configs_left_from_before_a_restart_are_removed(self) -> None:
+        """The broker holds a config of this machine the daemon no longer has (a disk
+        unplugged while it was stopped): the next batch empties it."""
+        session = FakeSession()
+        self.publisher.connected(session)
+        (held,) = session.subscriptions
+        self.assertEqual(held, "homeassistant/+/pistatsd_0123/+/config")
+        receive = session.subscriptions[held]
+        stale = "homeassistant/sensor/pistatsd_0123/fs_mnt_usb_123456/config"
+        wanted = "homeassistant/sensor/pistatsd_0123/cpu/config"
+        receive(stale, b'{"name": "Filesystem /mnt/usb"}', True)
+        receive(wanted, b'{"name": "CPU"}', True)
+        receive("homeassistant/sensor/pistatsd_0123/live/config", b"{}", False)  # not retained
+        del session.sent[:]
+        self.publisher.refresh()
+        self.assertEqual(
+            [(t, p) for t, p, _ in session.sent if t.endswith("/config")], [(stale, b"")]
+        )
 
     def test_new_entities_appear_without_restart(self) -> None:
         session = FakeSession()
