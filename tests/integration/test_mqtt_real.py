@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -179,6 +181,51 @@ def test_broker_restart_gets_everything_again(brokers, daemon, tmp_path):
     assert health(d)["reconnects"] == 1
     assert d.stop() == 0
     assert len([line for line in d.text().splitlines() if " lost (" in line]) == 1, d.text()
+
+
+def test_a_silent_broker_times_out_and_never_blocks(daemon, tmp_path):
+    """A port that accepts connections (the kernel's backlog) but never answers:
+    the CONNECT gets no CONNACK, the attempt times out and is retried; the
+    daemon serves meanwhile and stops at once."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        port = silent.getsockname()[1]
+        d = daemon(
+            "--mqtt",
+            f"mqtt://127.0.0.1:{port}",
+            "--mqtt-interval",
+            "1",
+            "--history-db",
+            "none",
+            "--state-dir",
+            str(tmp_path / "state"),
+        )
+        assert d.proc is not None
+        started = time.monotonic()
+        while not health(d)["connect_failures"]:
+            assert d.get("/alive")[0] == 200
+            assert time.monotonic() - started < DEADLINE, d.text()
+            try:
+                d.proc.wait(0.2)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(d.text())
+        assert "CONNACK" in health(d)["last_error"]
+        stopping = time.monotonic()
+        assert d.stop() == 0
+        assert time.monotonic() - stopping < 10
+    assert len([line for line in d.text().splitlines() if "unreachable" in line]) == 1
+
+
+def test_stop_while_the_broker_is_down(brokers, daemon, tmp_path):
+    broker = brokers()  # never started
+    d = daemon(*mqtt_args(broker, tmp_path))
+    assert d.proc is not None
+    broker.wait_until(lambda: health(d)["retrying"], DEADLINE, "a retry", pace=d.proc)
+    stopping = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - stopping < 10
 
 
 def test_wrong_password_one_clear_line_and_retries(brokers, daemon, tmp_path):
