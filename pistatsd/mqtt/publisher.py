@@ -80,6 +80,7 @@ class StatePublisher(TimerService):
         self._wanted: dict[str, bytes] = {}
         self._sent: dict[str, bytes] = {}
         self._published_this_run: set[str] = set()
+        self._held_topics: set[str] = set()
         self._busy_since: float | None = None
         self.publishes = 0
         self.publish_failures = 0
@@ -121,9 +122,14 @@ class StatePublisher(TimerService):
         self._tick()
 
     def _held(self, topic: str, payload: bytes, retained: bool) -> None:
-        """A config the broker holds for this machine: removed unless still wanted."""
-        if retained and payload and topic not in self._wanted:
-            self._published_this_run.add(topic)
+        """A config the broker holds for this machine: removed unless still wanted.
+
+        Weighed at the next refresh, not now: just after start the snapshot
+        may not have every part yet (filesystems are measured in threads),
+        and an entity removed then would only come back a moment later.
+        """
+        if retained and payload:
+            self._held_topics.add(topic)
 
     def _not_subscribed(self, failure: Failure) -> None:
         _log.info(
@@ -152,6 +158,8 @@ class StatePublisher(TimerService):
         if self._device is not None:
             configs = discovery_configs(self._device, self._topics, snapshot, alerts)
             self._wanted = {topic: encode(config) for topic, config in configs.items()}
+            self._published_this_run |= self._held_topics - set(self._wanted)
+            self._held_topics.clear()
         if self._busy_since is not None:
             waited = self._clock.seconds() - self._busy_since
             if waited >= self._interval:

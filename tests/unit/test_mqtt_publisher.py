@@ -167,6 +167,7 @@ class PublisherTests(SynchronousTestCase):
         receive(stale, b'{"name": "Filesystem /mnt/usb"}', True)
         receive(wanted, b'{"name": "CPU"}', True)
         receive("homeassistant/sensor/pistatsd_0123/live/config", b"{}", False)  # not retained
+        self.assertEqual(session.sent[-1][0], TOPICS.state, "nothing removed before a refresh")
         del session.sent[:]
         self.publisher.refresh()
         self.assertEqual(
