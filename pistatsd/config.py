@@ -19,11 +19,14 @@ from attrs import field, frozen
 from pistatsd.errors import StartupError
 from pistatsd.optionvalues import (
     _parse_bool,
+    _parse_discovery_prefix,
     _parse_float,
     _parse_host,
     _parse_int,
+    _parse_mqtt_url,
     _parse_process_interval,
     _parse_str,
+    _parse_topic_prefix,
     _parse_url,
 )
 
@@ -57,7 +60,9 @@ class OptionSpec:
         try:
             value = self.parse(raw)
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"--{self.name}: invalid value {raw!r} ({e})") from None
+            # A value that may hold a secret (a URL with a password in it) is not echoed.
+            shown = "" if self.secret else f" {raw!r}"
+            raise ConfigError(f"--{self.name}: invalid value{shown} ({e})") from None
         if self.minimum is not None and value < self.minimum:
             raise ConfigError(f"--{self.name}: {value} is below the minimum {self.minimum:g}")
         if self.maximum is not None and value > self.maximum:
@@ -263,6 +268,56 @@ OPTIONS: tuple[OptionSpec, ...] = (
         minimum=1,
         maximum=10_000_000,
     ),
+    # MQTT and Home Assistant
+    OptionSpec(
+        "mqtt",
+        _parse_mqtt_url,
+        None,
+        "MQTT broker, mqtt://host[:1883] or mqtts://host[:8883]; publishing is off without it.",
+        "URL",
+        secret=True,
+    ),
+    OptionSpec(
+        "mqtt-cafile", _parse_str, None, "CA bundle for an mqtts:// broker (system CAs).", "FILE"
+    ),
+    OptionSpec("mqtt-user", _parse_str, None, "MQTT user name.", "NAME"),
+    OptionSpec(
+        "mqtt-password-file",
+        _parse_str,
+        None,
+        "File holding the MQTT password (or env PISTATSD_MQTT_PASSWORD).",
+        "FILE",
+    ),
+    OptionSpec(
+        "mqtt-prefix",
+        _parse_topic_prefix,
+        None,
+        "Topic prefix of this machine's state and availability (default pistatsd/<hostname>).",
+        "TOPIC",
+    ),
+    OptionSpec(
+        "mqtt-interval",
+        _parse_float,
+        30.0,
+        "MQTT state publishing period.",
+        "S",
+        minimum=1,
+        maximum=86400,
+    ),
+    OptionSpec(
+        "mqtt-discovery-prefix",
+        _parse_discovery_prefix,
+        "homeassistant",
+        "Home Assistant discovery prefix ('' = no discovery).",
+        "TOPIC",
+    ),
+    OptionSpec(
+        "mqtt-dashboard-url",
+        _parse_url,
+        None,
+        "Dashboard link shown in Home Assistant (default: from the first --tls/--port).",
+        "URL",
+    ),
     # REST API and sensors
     OptionSpec(
         "api-token-file",
@@ -341,6 +396,14 @@ class Config:
     influx_create_db: bool = False
     influx_cafile: str | None = None
     influx_queue: int = 10000
+    mqtt: str | None = None
+    mqtt_cafile: str | None = None
+    mqtt_user: str | None = None
+    mqtt_password_file: str | None = None
+    mqtt_prefix: str | None = None
+    mqtt_interval: float = 30.0
+    mqtt_discovery_prefix: str = "homeassistant"
+    mqtt_dashboard_url: str | None = None
     api_token_file: str | None = None
     sensor_root: tuple[str, ...] = ("/sys", "/proc")
     config: str | None = None
@@ -348,6 +411,7 @@ class Config:
     influx_password: str | None = field(default=None, repr=False)
     influx_token: str | None = field(default=None, repr=False)
     api_token: str | None = field(default=None, repr=False)
+    mqtt_password: str | None = field(default=None, repr=False)
     #: The TOML file's own tables (e.g. command sensors), passed through unparsed.
     extra: Mapping[str, Any] = field(factory=dict, repr=False)
 
@@ -436,6 +500,9 @@ def build_config(
     )
     values["api_token"] = _read_secret(
         "api-token-file", values.get("api_token_file"), "PISTATSD_API_TOKEN", environ
+    )
+    values["mqtt_password"] = _read_secret(
+        "mqtt-password-file", values.get("mqtt_password_file"), "PISTATSD_MQTT_PASSWORD", environ
     )
     extra = {key: from_file[key] for key in TABLES if key in from_file}
     config = Config(config=config_path, extra=extra, **values)

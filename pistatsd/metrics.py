@@ -152,6 +152,36 @@ class InfluxMetrics(_ScrapeTime):
         )
 
 
+class MQTTMetrics(_ScrapeTime):
+    """The MQTT connection and what went through it (nothing while MQTT is off)."""
+
+    def __init__(self, state: Callable[[], JSONMapping]) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        state = self._state()
+        if not state.get("enabled"):
+            return
+        yield GaugeMetricFamily(
+            "pistatsd_mqtt_connected",
+            "1 while a session with the MQTT broker is open.",
+            value=1 if state.get("connected") else 0,
+        )
+        yield GaugeMetricFamily(
+            "pistatsd_mqtt_entities",
+            "Home Assistant entities announced by discovery.",
+            value=state.get("entities", 0),
+        )
+        for key, name, doc in (
+            ("publishes", "publishes", "MQTT messages acknowledged by the broker."),
+            ("publish_failures", "publish_failures", "MQTT messages not acknowledged."),
+            ("reconnects", "reconnects", "MQTT sessions opened after the first."),
+            ("connect_failures", "connect_failures", "Failed attempts to reach the broker."),
+            ("states_replaced", "states_replaced", "States replaced by a newer one unsent."),
+        ):
+            yield CounterMetricFamily(f"pistatsd_mqtt_{name}", doc, value=state.get(key, 0))
+
+
 class SensorMetrics(_ScrapeTime):
     """The user sensors' readings."""
 

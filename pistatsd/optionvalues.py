@@ -88,3 +88,26 @@ def _parse_host(text: object) -> str:
         return allowed_host_entry(_parse_str(text))
     except ValueError:
         raise ValueError("expected a name or address, .domain for it and below, or *") from None
+
+
+def _parse_mqtt_url(text: object) -> str:
+    from pistatsd.mqtt.settings import parse_broker_url
+
+    url = _parse_str(text)
+    parse_broker_url(url)
+    return url
+
+
+def _parse_topic_prefix(text: object) -> str:
+    from pistatsd.mqtt.settings import check_topic_prefix
+
+    if not isinstance(text, str):
+        raise ValueError("not a string")
+    return check_topic_prefix(text)
+
+
+def _parse_discovery_prefix(text: object) -> str:
+    """A topic prefix, or the empty string: Home Assistant discovery off."""
+    if text == "":
+        return ""
+    return _parse_topic_prefix(text)

@@ -54,9 +54,18 @@ def check_paths(config: Config) -> None:
             raise ConfigError(f"--access-log {config.access_log}: no directory {parent}")
 
 
+def check_mqtt(config: Config) -> None:
+    """The MQTT options fit together (a CA file only for mqtts://, a password with a user)."""
+    if config.mqtt is not None:
+        from pistatsd.mqtt.settings import check_mqtt as check
+
+        check(config)
+
+
 #: Every check, in the order they run: cheap ones first.
 CHECKS: tuple[Callable[[Config], None], ...] = (
     check_paths,
+    check_mqtt,
     check_endpoints,
     check_tls,
     check_sensors,

@@ -50,6 +50,30 @@ HISTORY_OFF: Mapping[str, object] = {
     "last_error": None,
 }
 
+#: C{/health}'s C{"mqtt"} without C{--mqtt}: the keys of
+#: L{pistatsd.mqtt.wiring.MQTTHealth} (compared by a test too).
+MQTT_OFF: Mapping[str, object] = {
+    "enabled": False,
+    "broker": None,
+    "tls": False,
+    "state_topic": None,
+    "discovery": False,
+    "connected": False,
+    "connected_since": None,
+    "connections": 0,
+    "reconnects": 0,
+    "connect_failures": 0,
+    "retrying": False,
+    "last_error": None,
+    "last_error_time": None,
+    "publishes": 0,
+    "publish_failures": 0,
+    "states_replaced": 0,
+    "last_publish": None,
+    "pending_state": False,
+    "entities": 0,
+}
+
 #: C{/health}'s C{"websockets"} of a status built without a hub: the keys of
 #: L{pistatsd.ws.hub.WebSocketHub.detail}, zero or null (compared by a test too).
 WEBSOCKETS_IDLE: Mapping[str, object] = {
@@ -75,6 +99,11 @@ def history_off() -> JSONObject:
     return dict(HISTORY_OFF)
 
 
+def mqtt_off() -> JSONObject:
+    """The MQTT state of a daemon that publishes to no broker."""
+    return dict(MQTT_OFF)
+
+
 def websockets_idle() -> JSONObject:
     """The WebSocket counters of a daemon without a hub."""
     return dict(WEBSOCKETS_IDLE)
@@ -86,7 +115,7 @@ class DaemonStatus:
 
     Built after the parts it reads, from them: the connection counter the
     site and the hub share, the site's request counts, and the health
-    sources of the WebSocket hub and the InfluxDB reporter.  Parts that are
+    sources of the WebSocket hub, the InfluxDB reporter, the history and MQTT.  Parts that are
     off answer with their "off" shape (same keys, zero or null values), so
     the document's shape never depends on the options.  C{started} is a date
     (from C{wall}); the uptime is measured on C{clock} (monotonic in the
@@ -99,6 +128,7 @@ class DaemonStatus:
     websockets: Callable[[], JSONMapping] = field(default=websockets_idle)
     influx: Callable[[], JSONMapping] = field(default=influx_off)
     history: Callable[[], JSONMapping] = field(default=history_off)
+    mqtt: Callable[[], JSONMapping] = field(default=mqtt_off)
     wall: Callable[[], float] = time.time
     started: float = field(default=0.0, init=False)
     _started_at: float = field(default=0.0, init=False)
@@ -137,4 +167,5 @@ class DaemonStatus:
             "websockets": dict(self.websockets()),
             "influx": dict(self.influx()),
             "history": dict(self.history()),
+            "mqtt": dict(self.mqtt()),
         }

@@ -26,6 +26,7 @@ from pistatsd.influx.wiring import influx_parts
 from pistatsd.machine.background import threaded_parts
 from pistatsd.machine.wiring import machine_parts
 from pistatsd.metrics import ConnectionMetrics, RequestCounter, SystemMetrics, registry_of
+from pistatsd.mqtt.wiring import mqtt_parts
 from pistatsd.reactors import IPistatsdReactor, global_reactor
 from pistatsd.sampler import Sampler
 from pistatsd.sensors.wiring import sensors_parts
@@ -149,6 +150,7 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
         config, reactor, sampler=sampler, origins=origins, connections=connections
     )
     influx = influx_parts(config, reactor, tally=tally, sampler=sampler, sensors=sensors.service)
+    mqtt = mqtt_parts(config, reactor, sampler=sampler)
     status = DaemonStatus(
         clock=reactor,
         connections=connections,
@@ -156,6 +158,7 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
         websockets=websockets.health,
         influx=influx.health,
         history=history.health,
+        mqtt=mqtt.health,
     )
     registry = registry_of(
         requests,
@@ -164,6 +167,7 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
             SystemMetrics(sampler),
             websockets.metrics,
             influx.metrics,
+            mqtt.metrics,
             sensors.metrics,
             *history.metrics,
         ),
@@ -199,6 +203,7 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
         *history.services,  # before the sampler: stopped after it, so nothing is lost
         sampler,
         *influx.services,
+        *mqtt.services,
         websockets.hub,
         web.listeners,
         _Ready(status, config, reactor),

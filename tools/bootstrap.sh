@@ -15,7 +15,7 @@ PYTHON=${PYTHON:-python3}
 
 if [ "${1:-}" = "--system" ]; then
     need=""
-    for pair in influxd:influxdb nginx:nginx-light chromium:chromium faketime:faketime promtool:prometheus; do
+    for pair in influxd:influxdb nginx:nginx-light chromium:chromium faketime:faketime promtool:prometheus mosquitto:mosquitto mosquitto_sub:mosquitto-clients; do
         command -v "${pair%%:*}" >/dev/null 2>&1 || need="$need ${pair#*:}"
     done
     if [ -n "$need" ]; then

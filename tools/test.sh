@@ -1,6 +1,6 @@
 #!/bin/sh
 # Set up (if needed) and run the whole test suite: sh tools/test.sh [pytest args]
-# Installs the Debian packages the real-component tests use (influxdb, nginx, chromium);
+# Installs the Debian packages the real-component tests use (influxdb, nginx, chromium, mosquitto);
 # the venv is (re)installed only when new or when the packaging changed (tools/bootstrap.sh).
 # With PISTATSD_REQUIRE_REAL=1 a test whose real component is missing fails instead of skipping.
 set -eu
