@@ -369,7 +369,7 @@ def raise_nofile(want=16384):
 def ensure_project_python(a):
     """The python of a venv with pistatsd (editable) installed; create one if needed."""
     if a.python:
-        py = a.python
+        py = os.path.abspath(a.python)  # daemons run in other folders
         r = run([py, "-c", "import pistatsd, twisted; print(pistatsd.__file__)"], 60)
         if r.returncode != 0:
             sys.exit(f"--python {py} cannot import pistatsd: {r.stderr.strip()[-200:]}")
