@@ -1212,6 +1212,8 @@ def parse_args(argv):
     a.fp_seconds = max(2.0, min(a.fp_seconds or (10.0 if a.quick else 60.0), 600.0))
     if a.cpu_quota is not None and not 0.01 <= a.cpu_quota <= 2.0:
         ap.error("--cpu-quota must be between 0.01 and 2 (cores)")
+    if a.cpu_quota and not {"http", "footprint"} & set(a.groups) and not a.report_only:
+        ap.error("--cpu-quota applies to the groups http and footprint; neither is selected")
     a.burst_clients = max(1, min(a.burst_clients, 5000))
     a.soak_seconds = max(10, min(a.soak_seconds, 6 * 3600))
     a.shared = os.path.abspath(a.shared)
@@ -1259,6 +1261,13 @@ def main():
     started = datetime.datetime.now().astimezone()
     commit = git_commit()
     log(f"commit {commit}, results in {a.results}")
+    if a.cpu_quota:
+        from cpu_quota import CpuQuota
+
+        try:
+            CpuQuota(a.cpu_quota, "preflight").create().remove()
+        except (OSError, RuntimeError) as e:
+            sys.exit(f"--cpu-quota: cannot make a cgroup: {e}")
     py = ensure_project_python(a)
     extra, mem = {}, None
     contention = {}
