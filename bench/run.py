@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """pistatsd vs its peers, in one run, as ratios against the issue's targets.
 
-    python3 bench/run.py [--quick] [--groups http,burst,ws,bcast,influx,tls,dashboards]
-                         [--results DIR]
+    python3 bench/run.py [--quick]
+                         [--groups http,burst,ws,bcast,influx,tls,dashboards,footprint]
+                         [--cpu-quota 0.25] [--results DIR]
                          [--memory [--soak-seconds 600]] [--python VENV/bin/python]
 
 Run from the project root.  Steps (every subprocess has a timeout, every
@@ -24,6 +25,10 @@ server listens on 127.0.0.1 only and is stopped by its PID):
     server CPU with 0/1/50 broadcast clients at 1 s.  For bcast, when the
     shared harness skips pistatsd (its check reads only the first message),
     the same loadclient.py bcast command is run here.
+    Group footprint (bench/footprint_group.py): the shared footprint.py,
+    pistatsd (defaults; every feature on) beside node_exporter, Glances,
+    Netdata.  --cpu-quota F: pistatsd again in a cgroup limited to F of a
+    core (bench/cpu_quota.py) for http and footprint: "Pi Zero 2-like" rows.
     Prints and writes DIR/ratios.md (+ ratios.json): one row per target.
  4. ``--memory``: a fresh pistatsd; RSS after 5 s idle, then RSS every 10 s
     during a soak (wrk loads /stats, /sum, /small.html in turn), then idle
@@ -59,7 +64,7 @@ REEXEC_ENV = "PISTATSD_BENCH_REEXEC"
 DEFAULT_VENV = "/tmp/pistatsd-bench-venv"
 PEERS = ["tornado", "twisted-raw", "http.server"]  # what the targets compare against
 SHARED_GROUPS = ("http", "ws", "bcast", "burst")  # run by ../shared/bench/run.py
-OWN_GROUPS = ("influx", "tls", "dashboards")  # bench/groups.py
+OWN_GROUPS = ("influx", "tls", "dashboards", "footprint")  # groups.py, footprint_group.py
 KNOWN_GROUPS = SHARED_GROUPS + OWN_GROUPS
 SOAK_PATHS = ["/stats", "/sum?a=3&b=3", "/small.html"]
 SOAK_SEGMENT = 10  # seconds of wrk per path, in turn
@@ -249,6 +254,18 @@ def own_rows(kind):
     return check
 
 
+def footprint_targets(mine, peers, extra):
+    import footprint_group
+
+    return footprint_group.footprint_rows(sys.modules[__name__], extra)
+
+
+def quota_http_targets(mine, peers, extra):
+    import footprint_group
+
+    return footprint_group.quota_http_rows(sys.modules[__name__], mine, extra)
+
+
 TARGETS = [
     Ratio("GET /sum", "twisted-raw", "GET /sum", 0.85),
     Ratio("GET /sum", "tornado", "GET /sum", 2.4),
@@ -269,6 +286,8 @@ TARGETS = [
     Absolute("influx", "influx", own_rows("influx")),
     Absolute("tls", "tls", own_rows("tls")),
     Absolute("dashboards", "dashboards", own_rows("dashboards")),
+    Absolute("footprint", "footprint", footprint_targets),
+    Absolute("Pi Zero 2-like http", "http", quota_http_targets),
 ]
 
 
@@ -369,7 +388,7 @@ def raise_nofile(want=16384):
 def ensure_project_python(a):
     """The python of a venv with pistatsd (editable) installed; create one if needed."""
     if a.python:
-        py = a.python
+        py = os.path.abspath(a.python)  # daemons run in other folders
         r = run([py, "-c", "import pistatsd, twisted; print(pistatsd.__file__)"], 60)
         if r.returncode != 0:
             sys.exit(f"--python {py} cannot import pistatsd: {r.stderr.strip()[-200:]}")
@@ -415,9 +434,19 @@ class Daemon:
     """One pistatsd process, pinned to core 0, on a free loopback port."""
 
     def __init__(
-        self, py, www, logdir, name, core=0, extra_args=(), bcast_interval=0.1, tls_state=None
+        self,
+        py,
+        www,
+        logdir,
+        name,
+        core=0,
+        extra_args=(),
+        bcast_interval=0.1,
+        tls_state=None,
+        prefix=(),
     ):
         self.py, self.www, self.name, self.core = py, www, name, core
+        self.prefix = list(prefix)  # e.g. CpuQuota.prefix(): join a cgroup, then exec
         self.extra_args, self.bcast_interval = list(extra_args), bcast_interval
         self.tls_state, self.tls_port = tls_state, None
         self.logpath = os.path.join(logdir, name + ".log")
@@ -432,6 +461,7 @@ class Daemon:
     def start(self):
         self.port = free_port()
         cmd = [
+            *self.prefix,
             "taskset",
             "-c",
             str(self.core),
@@ -597,10 +627,10 @@ def shared_groups(a):
     return [g for g in a.groups if g in SHARED_GROUPS]
 
 
-def shared_passthrough(a):
+def shared_passthrough(a, groups=None):
     args = [
         "--groups",
-        ",".join(shared_groups(a)),
+        ",".join(groups or shared_groups(a)),
         "--reps",
         str(a.reps),
         "--duration",
@@ -620,8 +650,12 @@ def peers_for(a):
     return [p for p in PEERS if want[p]]
 
 
-def bench_pistatsd(a, py, bpy):
-    d = Daemon(py, a.www, a.logdir, "pistatsd").start()
+def bench_pistatsd(a, py, bpy, label="pistatsd", groups=None, prefix=()):
+    """The shared run.py (and the direct bcast/burst loads) against one pistatsd;
+    `label` names its JSON, `groups` narrows the shared groups, `prefix` goes
+    before the daemon's command line."""
+    groups = groups or shared_groups(a)
+    d = Daemon(py, a.www, a.logdir, label, prefix=prefix).start()
     extra = {"port": d.port, "cmd": " ".join(d.cmd)}
     try:
         time.sleep(1.0)
@@ -630,26 +664,45 @@ def bench_pistatsd(a, py, bpy):
             os.path.join(a.shared, "run.py"),
             d.url,
             "--label",
-            "pistatsd",
+            label,
             "--ts-key",
             "sent",
             "--json",
-            os.path.join(a.results, "pistatsd.json"),
-            *shared_passthrough(a),
+            os.path.join(a.results, f"{label}.json"),
+            *shared_passthrough(a, groups),
         ]
         log("$ " + " ".join(cmd))
-        with open(os.path.join(a.logdir, "pistatsd-run.log"), "w") as errf:
+        with open(os.path.join(a.logdir, f"{label}-run.log"), "w") as errf:
             r = run(cmd, 3600, stdout=subprocess.PIPE, stderr=errf, capture_output=False)
-        with open(os.path.join(a.results, "pistatsd.txt"), "w") as f:
+        with open(os.path.join(a.results, f"{label}.txt"), "w") as f:
             f.write(r.stdout)
         print(r.stdout, flush=True)
-        if "bcast" in a.groups and bcast_skipped(a):
+        if "bcast" in groups and bcast_skipped(a):
             extra["bcast_direct"] = bcast_direct(a, bpy, d)
-        if "burst" in a.groups:
+        if "burst" in groups:
             extra["burst_direct"] = burst_direct(a, bpy, d)
     finally:
         extra["stop"] = d.stop()
     return extra
+
+
+def bench_pistatsd_quota(a, py, bpy):
+    """Group http again, against a pistatsd in a cgroup limited to --cpu-quota of a core
+    (the "Pi Zero 2-like" rows); the summary lands in `extra` for the rows."""
+    from cpu_quota import CpuQuota
+
+    out = {"fraction": a.cpu_quota}
+    with CpuQuota(a.cpu_quota, "http") as q:
+        out["quota"] = q.describe()
+        sub = bench_pistatsd(a, py, bpy, "pistatsd-quota", ["http"], q.prefix())
+        out["cgroup"] = q.stat()
+    out.update(cmd=sub.get("cmd"), stop=sub.get("stop"))
+    try:
+        with open(os.path.join(a.results, "pistatsd-quota.json")) as f:
+            out["summary"] = json.load(f).get("summary", {})
+    except (OSError, ValueError) as e:
+        out["error"] = f"no pistatsd-quota.json: {e}"
+    return out
 
 
 BCAST_CLIENTS = (100, 1000)  # as the shared run.py
@@ -1112,6 +1165,33 @@ def parse_args(argv):
     ap.add_argument("--memory", action="store_true", help="idle RSS + RSS drift under a soak")
     ap.add_argument("--soak-seconds", type=int, default=600)
     ap.add_argument(
+        "--cpu-quota",
+        type=float,
+        default=None,
+        metavar="F",
+        help="also run pistatsd limited to F of one core (cgroup CPU quota) in the http "
+        "and footprint groups: the 'Pi Zero 2-like' rows (e.g. 0.25)",
+    )
+    ap.add_argument(
+        "--fp-seconds",
+        type=float,
+        default=None,
+        help="footprint: seconds per idle / watched phase, passed as footprint.py "
+        "--seconds [60; 10 with --quick]",
+    )
+    ap.add_argument(
+        "--fp-report-interval",
+        type=float,
+        default=10.0,
+        help="footprint, every feature on: pistatsd --report-interval to influxd [10]",
+    )
+    ap.add_argument(
+        "--glances",
+        default=os.environ.get("GLANCES", "/tmp/glances-venv/bin/glances"),
+        help="footprint: the glances executable (pip 'glances[web]' into its venv if "
+        "missing) [/tmp/glances-venv/bin/glances]",
+    )
+    ap.add_argument(
         "--dash-seconds",
         type=int,
         default=None,
@@ -1129,6 +1209,11 @@ def parse_args(argv):
     a.duration = a.duration or (2 if a.quick else 5)
     a.burst_reps = a.burst_reps or (1 if a.quick else 3)
     a.dash_seconds = max(2, min(a.dash_seconds or (5 if a.quick else 20), 60))
+    a.fp_seconds = max(2.0, min(a.fp_seconds or (10.0 if a.quick else 60.0), 600.0))
+    if a.cpu_quota is not None and not 0.01 <= a.cpu_quota <= 2.0:
+        ap.error("--cpu-quota must be between 0.01 and 2 (cores)")
+    if a.cpu_quota and not {"http", "footprint"} & set(a.groups) and not a.report_only:
+        ap.error("--cpu-quota applies to the groups http and footprint; neither is selected")
     a.burst_clients = max(1, min(a.burst_clients, 5000))
     a.soak_seconds = max(10, min(a.soak_seconds, 6 * 3600))
     a.shared = os.path.abspath(a.shared)
@@ -1176,17 +1261,29 @@ def main():
     started = datetime.datetime.now().astimezone()
     commit = git_commit()
     log(f"commit {commit}, results in {a.results}")
+    if a.cpu_quota:
+        from cpu_quota import CpuQuota
+
+        try:
+            CpuQuota(a.cpu_quota, "preflight").create().remove()
+        except (OSError, RuntimeError) as e:
+            sys.exit(f"--cpu-quota: cannot make a cgroup: {e}")
     py = ensure_project_python(a)
     extra, mem = {}, None
     contention = {}
     if shared_groups(a):
         extra, contention["pistatsd"] = measured(a, "pistatsd", lambda: bench_pistatsd(a, py, bpy))
+        if a.cpu_quota and "http" in a.groups:
+            extra["quota_http"], contention["pistatsd-quota"] = measured(
+                a, "pistatsd-quota", lambda: bench_pistatsd_quota(a, py, bpy)
+            )
         if a.no_peers:
             log(f"--no-peers: using the peer JSON already in {a.results}")
         else:
             for peer in peers_for(a):
                 _, contention[peer] = measured(a, peer, lambda p=peer: bench_peer(a, bpy, p))
     if any(g in OWN_GROUPS for g in a.groups):
+        import footprint_group
         import groups
 
         me = sys.modules[__name__]
@@ -1194,6 +1291,7 @@ def main():
             "influx": lambda: groups.influx_phase(a, me, py),
             "tls": lambda: groups.tls_phase(a, me, py, bpy),
             "dashboards": lambda: groups.dashboards_phase(a, me, py, bpy),
+            "footprint": lambda: footprint_group.footprint_phase(a, me, py),
         }
         for g in OWN_GROUPS:
             if g in a.groups:
