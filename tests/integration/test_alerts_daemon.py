@@ -5,6 +5,8 @@ past `clear`; the history lists the changes and keeps them across a restart."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,6 +107,16 @@ def test_threshold_for_clear_and_history_across_restart(daemons, setup):
     assert pending["value"] == 35.0
     firing = wait_for(d, lambda a: a is not None and a["state"] == "firing")
     assert firing["since"] - pending["since"] >= 2.0  # "for = 2", on the daemon's clock
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "pistatsd.client", "alerts", f"http://127.0.0.1:{d.port}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if line.startswith("hot "))
+    assert row.split()[:4] == ["hot", "firing", "critical", "35"], shown.stdout
 
     metrics = d.get("/metrics")[2].decode()
     assert 'pistatsd_alert_firing{alert="hot",severity="critical"} 1.0' in metrics
