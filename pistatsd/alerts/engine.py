@@ -60,6 +60,8 @@ class _Alert:
     holding_since: float | None = None
     #: The previous sample's value, for conditions that compare (C{Grows}).
     previous: float | None = None
+    #: The number of the last sample that read it.
+    seen: int = 0
 
     def status(self) -> AlertStatus:
         return AlertStatus(
@@ -103,6 +105,7 @@ class AlertEngine:
         self._alerts: dict[str, _Alert] = {}
         self._names: frozenset[str] = frozenset()
         self._generation = 0
+        self._samples = 0
         self._failing: set[int] = set()
         #: Changes since start, for C{/metrics}.
         self.changes = 0
@@ -150,23 +153,27 @@ class AlertEngine:
         now, wall = self._clock.seconds(), self._wall()
         changes: list[AlertChange] = []
         alerts = self._alerts
-        seen: set[str] = set()
-        refused = 0
+        self._samples += 1
+        stamp = self._samples
+        seen = refused = 0
         for rule in self.rules:
             for match, name, value in rule.reader(sample):
                 key = rule.name if match is None else f"{rule.name}:{match}"
-                seen.add(key)
                 alert = alerts.get(key)
                 if alert is None:
                     if len(alerts) >= self._max_alerts:
                         refused += 1
                         continue
                     alert = alerts[key] = _Alert(key, name, rule, "ok", wall, None)
+                if alert.seen != stamp:
+                    alert.seen = stamp
+                    seen += 1
                 self._step(alert, value, now, wall, changes)
-        for key in [k for k, a in alerts.items() if a.rule.pattern and k not in seen]:
-            gone = alerts.pop(key)
-            if gone.state != "ok":
-                changes.append(self._change(gone, "ok", wall))
+        if seen != len(alerts):  # some were not read: plain rules keep, matches go
+            for key in [k for k, a in alerts.items() if a.rule.pattern and a.seen != stamp]:
+                gone = alerts.pop(key)
+                if gone.state != "ok":
+                    changes.append(self._change(gone, "ok", wall))
         if refused:
             self.refused += refused
             self._refusing.happened(limit=self._max_alerts)
