@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from attrs import define
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger, LogLevel
+from twisted.python.failure import Failure
 
 from pistatsd.alerts.events import AlertChange, AlertStatus, ChangeListener, State
 from pistatsd.alerts.rules import Rule, Sample
@@ -111,6 +112,13 @@ class AlertEngine:
         self.changes = 0
         #: Matches refused at L{MAX_ALERTS}, for C{/metrics}.
         self.refused = 0
+        self._failing_samples = Episode(
+            _log,
+            "alerts: evaluating the rules failed; the alerts keep their states until it works",
+            "alerts: evaluating the rules works again after {n} failures",
+            level=LogLevel.error,
+            count_field="n",
+        )
         self._refusing = Episode(
             _log,
             "alerts: {limit} alerts exist; refusing new matches (counted in "
@@ -135,11 +143,17 @@ class AlertEngine:
     # -- evaluating --------------------------------------------------------
 
     def observe(self, snapshot: Mapping[str, object]) -> None:
-        """A sampler observer: evaluate every rule on this snapshot; never raises."""
+        """A sampler observer: evaluate every rule on this snapshot; never raises.
+
+        A failure (a bug) is logged with its traceback once, not every sample,
+        and once more when evaluating works again.
+        """
         try:
             self._evaluate(snapshot)
         except Exception:
-            _log.failure("alerts: evaluating a snapshot failed")
+            self._failing_samples.happened(Failure())
+            return
+        self._failing_samples.ended()
 
     def _evaluate(self, snapshot: Mapping[str, object]) -> None:
         series = flatten(snapshot)

@@ -115,7 +115,12 @@ def alerts_parts(
         services=(AlertsService(log),),
         observers=(engine.observe,),
         routes=(
-            Route("/api/alerts", AlertsResource(engine.current), link="alerts"),
+            Route(
+                "/api/alerts",
+                AlertsResource(engine.current),
+                link="alerts",
+                below="/api/alerts/{unknown}",
+            ),
             Route("/api/alerts/history", AlertHistoryResource(log), link="alerts_history"),
             Route("/api/alerts/test", AlertTestResource(notify.send_test, guard)),
         ),

@@ -407,3 +407,28 @@ class ListenerTests(EngineCase):
         self.build({"hot": {"series": "temperature.celsius", "above": 80}})
         self.engine.observe({"filesystems": "nonsense", "sensors": 3, "temperature": []})
         self.assertEqual(self.engine.current(), [])
+
+    def test_a_failing_evaluation_is_logged_once_per_episode(self) -> None:
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        broken = [True]
+
+        def figures() -> dict[str, float]:
+            if broken[0]:
+                raise RuntimeError("bug")
+            return {}
+
+        self.build({"hot": {"series": "temperature.celsius", "above": 80}})
+        engine = AlertEngine(self.engine.rules, clock=self.clock, figures=figures)
+        for _ in range(3):
+            engine.observe(snapshot(temperature=90))
+        self.assertEqual(engine.current(), [])
+        broken[0] = False
+        engine.observe(snapshot(temperature=90))
+        self.assertEqual([a.state for a in engine.current()], ["firing"])
+        failed = [e for e in events if "evaluating the rules failed" in e.get("log_format", "")]
+        again = [e for e in events if "works again after" in e.get("log_format", "")]
+        self.assertEqual((len(failed), len(again)), (1, 1))
+        self.assertEqual(again[0]["n"], 3)
+        self.flushLoggedErrors(RuntimeError)
