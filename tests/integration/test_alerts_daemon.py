@@ -5,6 +5,8 @@ past `clear`; the history lists the changes and keeps them across a restart."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.daemon import Daemon
+from tests.integration.test_metrics_machine import promtool_problems
 
 JSON = {"Content-Type": "application/json"}
 
@@ -118,8 +121,14 @@ def test_threshold_for_clear_and_history_across_restart(daemons, setup):
     row = next(line for line in shown.stdout.splitlines() if line.startswith("hot "))
     assert row.split()[:4] == ["hot", "firing", "critical", "35"], shown.stdout
 
-    metrics = d.get("/metrics")[2].decode()
+    raw_metrics = d.get("/metrics")[2]
+    metrics = raw_metrics.decode()
     assert 'pistatsd_alert_firing{alert="hot",severity="critical"} 1.0' in metrics
+    changes = re.search(r"^pistatsd_alert_changes_total (\S+)$", metrics, re.M)
+    assert changes is not None and float(changes.group(1)) >= 2  # built-ins may change too
+    promtool = shutil.which("promtool")  # (test_metrics_machine requires it)
+    if promtool is not None:
+        assert promtool_problems(promtool, raw_metrics) == ""
     health = get_json(d, "/health")["alerts"]
     assert health["firing"] >= 1 and health["log_persistent"] is True
 
