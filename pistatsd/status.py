@@ -77,6 +77,7 @@ ALERTS_NONE: Mapping[str, object] = {
     "log_persistent": False,
     "log_size": 0,
     "log_write_failures": 0,
+    "log_unsaved_dropped": 0,
 }
 
 #: C{/health}'s C{"notify"} of a status built without notifiers.

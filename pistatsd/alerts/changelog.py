@@ -45,9 +45,18 @@ class ChangeLog:
         self._store = store
         self._unsaved: deque[AlertChange] = deque(maxlen=limit)
         self._writing: Deferred[None] | None = None
-        #: Writes that failed, and bad rows skipped when loading (for C{/health}).
+        #: Writes that failed, changes never written because too many waited, and bad
+        #: rows skipped when loading (for C{/health}).
         self.write_failures = 0
+        self.unsaved_dropped = 0
         self.skipped_rows = 0
+        self._backlogged = Episode(
+            _log,
+            "alerts: {limit} changes wait to be written to the history database; the oldest "
+            "are kept in memory only",
+            "alerts: the change log is written again after {n} changes were not",
+            count_field="n",
+        )
         self._failing = Episode(
             _log,
             "alerts: cannot write the change log to the history database ({error}); "
@@ -68,6 +77,9 @@ class ChangeLog:
         """A change listener: keep C{change}, and write it soon."""
         self._changes.append(change)
         if self._store is not None:
+            if len(self._unsaved) == self._unsaved.maxlen:
+                self.unsaved_dropped += 1
+                self._backlogged.happened(limit=self._limit)
             self._unsaved.append(change)
             self._write()
 
@@ -91,6 +103,8 @@ class ChangeLog:
 
     def _written(self, _: object) -> None:
         self._failing.ended()
+        if not self._unsaved:
+            self._backlogged.ended()
 
     def _write_failed(self, failure: Failure) -> None:
         self.write_failures += 1

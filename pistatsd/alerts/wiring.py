@@ -76,6 +76,7 @@ def alerts_health(engine: AlertEngine, log: ChangeLog) -> JSONObject:
         "log_persistent": log.persistent,
         "log_size": len(log),
         "log_write_failures": log.write_failures,
+        "log_unsaved_dropped": log.unsaved_dropped,
     }
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
@@ -330,6 +331,37 @@ class ChangeLogTests(SynchronousTestCase):
         self.assertEqual(log.write_failures, 1)
         self.assertEqual(len(log), 3)  # still in memory
 
+    def test_changes_waiting_to_be_written_are_bounded(self) -> None:
+        class Stuck:
+            def __init__(self) -> None:
+                self.saved: list[list[AlertChange]] = []
+                self.pending: list[Deferred[None]] = []
+
+            def save(self, changes: Any) -> Deferred[None]:
+                self.saved.append(list(changes))
+                d: Deferred[None] = Deferred()
+                self.pending.append(d)
+                return d
+
+            def load(self) -> Deferred[tuple[list[AlertChange], int]]:
+                return succeed(([], 0))
+
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        store = Stuck()
+        log = ChangeLog(store, limit=4)
+        for n in range(10):  # the first write hangs; 9 wait, 4 may
+            log.add(change(n))
+        self.assertEqual(log.unsaved_dropped, 5)
+        waiting = [e for e in events if "wait to be written" in e.get("log_format", "")]
+        self.assertEqual(len(waiting), 1)
+        store.pending[0].callback(None)
+        self.assertEqual([c.name for c in store.saved[1]], ["a6", "a7", "a8", "a9"])
+        store.pending[1].callback(None)
+        again = [e for e in events if "written again after" in e.get("log_format", "")]
+        self.assertEqual((len(again), again[0]["n"]), (1, 5))
+
     def test_loaded_changes_go_behind_the_new_ones(self) -> None:
         class Store:
             def save(self, changes: Any) -> Deferred[None]:
@@ -433,3 +465,33 @@ class InfluxPointTests(SynchronousTestCase):
             point.line(),
             'alerts,alert=full:/boot,severity=critical,host=pi state="ok",level=0i 5000',
         )
+
+
+class CompositionTests(SynchronousTestCase):
+    """The daemon as makeService builds it (in memory): the alerts are wired in."""
+
+    def test_routes_health_and_metrics(self) -> None:
+        from twisted.internet.testing import MemoryReactorClock
+
+        from pistatsd.config import build_config
+        from pistatsd.tap import makeService
+
+        reactor = MemoryReactorClock()
+        config = build_config({"port": ["tcp:8888"], "heartbeat": "0", "state-dir": self.mktemp()})
+        service = makeService(config, reactor)
+        service.startService()
+        self.addCleanup(service.stopService)
+        [(_port, site, _backlog, _interface)] = reactor.tcpServers
+        links = json.loads(request(site, "GET", "/api").body)["links"]
+        self.assertEqual(
+            (links["alerts"], links["alerts_history"]), ("/api/alerts", "/api/alerts/history")
+        )
+        alerts = json.loads(request(site, "GET", "/api/alerts").body)["alerts"]
+        self.assertIn("memory", [a["name"] for a in alerts])  # the warm-up sample was read
+        health = json.loads(request(site, "GET", "/health").body)
+        self.assertEqual(set(health["alerts"]), set(ALERTS_NONE))
+        self.assertEqual(health["alerts"]["rules"], 8)
+        self.assertFalse(health["alerts"]["log_persistent"])  # no threads: no history
+        self.assertEqual(health["notify"], {"notifiers": {}})
+        metrics = request(site, "GET", "/metrics").body.decode()
+        self.assertIn('pistatsd_alert_firing{alert="memory",severity="warning"}', metrics)
