@@ -129,8 +129,12 @@ def test_threshold_for_clear_and_history_across_restart(daemons, setup):
     promtool = shutil.which("promtool")  # (test_metrics_machine requires it)
     if promtool is not None:
         assert promtool_problems(promtool, raw_metrics) == ""
-    health = get_json(d, "/health")["alerts"]
-    assert health["firing"] >= 1 and health["log_persistent"] is True
+    health = get_json(d, "/health")
+    assert health["alerts"]["firing"] >= 1 and health["alerts"]["log_persistent"] is True
+    assert health["alerts"]["rules"] == 9  # the built-ins and hot
+    assert health["notify"] == {"notifiers": {}}
+    links = get_json(d, "/api")["links"]
+    assert (links["alerts"], links["alerts_history"]) == ("/api/alerts", "/api/alerts/history")
 
     set_reading(setup, 27000)  # under the threshold, over clear: still firing
     wait_for(d, lambda a: a is not None and a["value"] == 27.0)

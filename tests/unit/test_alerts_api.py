@@ -465,33 +465,3 @@ class InfluxPointTests(SynchronousTestCase):
             point.line(),
             'alerts,alert=full:/boot,severity=critical,host=pi state="ok",level=0i 5000',
         )
-
-
-class CompositionTests(SynchronousTestCase):
-    """The daemon as makeService builds it (in memory): the alerts are wired in."""
-
-    def test_routes_health_and_metrics(self) -> None:
-        from twisted.internet.testing import MemoryReactorClock
-
-        from pistatsd.config import build_config
-        from pistatsd.tap import makeService
-
-        reactor = MemoryReactorClock()
-        config = build_config({"port": ["tcp:8888"], "heartbeat": "0", "state-dir": self.mktemp()})
-        service = makeService(config, reactor)
-        service.startService()
-        self.addCleanup(service.stopService)
-        [(_port, site, _backlog, _interface)] = reactor.tcpServers
-        links = json.loads(request(site, "GET", "/api").body)["links"]
-        self.assertEqual(
-            (links["alerts"], links["alerts_history"]), ("/api/alerts", "/api/alerts/history")
-        )
-        alerts = json.loads(request(site, "GET", "/api/alerts").body)["alerts"]
-        self.assertIn("memory", [a["name"] for a in alerts])  # the warm-up sample was read
-        health = json.loads(request(site, "GET", "/health").body)
-        self.assertEqual(set(health["alerts"]), set(ALERTS_NONE))
-        self.assertEqual(health["alerts"]["rules"], 8)
-        self.assertFalse(health["alerts"]["log_persistent"])  # no threads: no history
-        self.assertEqual(health["notify"], {"notifiers": {}})
-        metrics = request(site, "GET", "/metrics").body.decode()
-        self.assertIn('pistatsd_alert_firing{alert="memory",severity="warning"}', metrics)
