@@ -92,6 +92,10 @@ class ChangeLog:
             newest.append(change)
         return newest
 
+    def oldest_first(self) -> list[AlertChange]:
+        """Every kept change, oldest first."""
+        return list(self._changes)
+
     def _write(self) -> None:
         if self._writing is not None or not self._unsaved or self._store is None:
             return
@@ -154,8 +158,15 @@ class ChangeLog:
         )
 
 
+class Restorable(Protocol):
+    """What takes back the stored changes (L{pistatsd.alerts.engine.AlertEngine})."""
+
+    def restore(self, changes: Sequence[AlertChange]) -> None: ...
+
+
 class AlertsService(Service):
-    """Loads the change log when the daemon starts, and lets its last write finish at stop.
+    """Loads the change log when the daemon starts (and gives it to the engine, so what
+    fired before a restart goes on firing), and lets its last write finish at stop.
 
     Start it after the history (so its database is opening) and before the
     sampler (so nothing is evaluated before the history runs).
@@ -163,12 +174,17 @@ class AlertsService(Service):
 
     name = "alerts"
 
-    def __init__(self, log: ChangeLog) -> None:
+    def __init__(self, log: ChangeLog, engine: Restorable | None = None) -> None:
         self._log = log
+        self._engine = engine
 
     def startService(self) -> None:
         super().startService()
-        self._log.load()
+        loaded = self._log.load()
+        engine = self._engine
+        if engine is not None:
+            loaded.addCallback(lambda _: engine.restore(self._log.oldest_first()))
+            loaded.addErrback(lambda f: _log.failure("alerts: restoring the states failed", f))
 
     def stopService(self) -> Deferred[None]:
         super().stopService()

@@ -85,6 +85,8 @@ class AlertEngine:
         one that raises is logged once per episode and the others are
         still told.
     @param figures: the daemon's own numbers read as series (C{influx.dropped}).
+    @param restoring: wait for L{restore} before evaluating anything (the
+        change log is being loaded from the history database).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class AlertEngine:
         listeners: Sequence[ChangeListener] = (),
         figures: Callable[[], Mapping[str, float]] = dict,
         max_alerts: int = MAX_ALERTS,
+        restoring: bool = False,
     ) -> None:
         self.rules: tuple[Rule, ...] = tuple(rules)
         self._clock = clock
@@ -107,6 +110,8 @@ class AlertEngine:
         self._names: frozenset[str] = frozenset()
         self._generation = 0
         self._samples = 0
+        self._restoring = restoring
+        self._restored: dict[str, AlertChange] = {}
         self._failing: set[int] = set()
         #: Changes since start, for C{/metrics}.
         self.changes = 0
@@ -142,12 +147,34 @@ class AlertEngine:
 
     # -- evaluating --------------------------------------------------------
 
+    def restore(self, changes: Iterable[AlertChange]) -> None:
+        """Take back what fired before a restart, from the stored changes (oldest first).
+
+        An alert whose last change was to firing starts firing again, with its
+        old C{since}, as soon as its rule reads it: if the condition still holds
+        it goes on firing (no second notification), if not it resolves.  Until
+        this is called (with C{restoring}), samples are not evaluated, so none
+        can start the alert afresh.
+        """
+        last: dict[str, AlertChange] = {}
+        for change in changes:
+            last.pop(change.name, None)
+            last[change.name] = change
+        self._restored = {
+            name: change
+            for name, change in list(last.items())[-self._max_alerts :]
+            if change.state == "firing" and name not in self._alerts
+        }
+        self._restoring = False
+
     def observe(self, snapshot: Mapping[str, object]) -> None:
         """A sampler observer: evaluate every rule on this snapshot; never raises.
 
         A failure (a bug) is logged with its traceback once, not every sample,
         and once more when evaluating works again.
         """
+        if self._restoring:
+            return
         try:
             self._evaluate(snapshot)
         except Exception:
@@ -178,7 +205,7 @@ class AlertEngine:
                     if len(alerts) >= self._max_alerts:
                         refused += 1
                         continue
-                    alert = alerts[key] = _Alert(key, name, rule, "ok", wall, None)
+                    alert = alerts[key] = self._new_alert(key, name, rule, now, wall)
                 if alert.seen != stamp:
                     alert.seen = stamp
                     seen += 1
@@ -195,6 +222,13 @@ class AlertEngine:
             self._refusing.ended()
         if changes:
             self._tell(changes)
+
+    def _new_alert(self, key: str, series: str, rule: Rule, now: float, wall: float) -> _Alert:
+        """An alert seen for the first time: ok, or firing if it fired before a restart."""
+        fired = self._restored.pop(key, None)
+        if fired is None:
+            return _Alert(key, series, rule, "ok", wall, None)
+        return _Alert(key, series, rule, "firing", fired.time, fired.value, holding_since=now)
 
     def _step(
         self, alert: _Alert, value: float, now: float, wall: float, changes: list[AlertChange]

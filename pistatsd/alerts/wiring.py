@@ -110,10 +110,13 @@ def alerts_parts(
         wall=wall,
         listeners=(log.add, notify.listener, *listeners),
         figures=figures,
+        # With a stored log, nothing is evaluated before it is loaded: what fired
+        # before a restart goes on firing instead of being notified again.
+        restoring=store is not None,
     )
     guard = MutationGuard(config.api_token, action="sending a test alert")
     return AlertsParts(
-        services=(AlertsService(log),),
+        services=(AlertsService(log, engine),),
         observers=(engine.observe,),
         routes=(
             Route(

@@ -1,6 +1,7 @@
 """Alerts in the real daemon over loopback (SPEC §13): a sensor file's value crosses a rule's
 threshold; /api/alerts shows pending, then firing after `for`; hysteresis holds it until
-past `clear`; the history lists the changes and keeps them across a restart."""
+past `clear`; the history lists the changes and keeps them across a restart, and an
+alert firing at a restart goes on firing without a new change."""
 
 from __future__ import annotations
 
@@ -163,3 +164,13 @@ def test_threshold_for_clear_and_history_across_restart(daemons, setup):
     status, _, raw = d.get("/api/alerts/test", JSON, "POST", b"")
     assert status == 200, raw
     assert json.loads(raw) == {"notifiers": {}}
+
+    # Firing across a restart: it goes on firing (same since), with no new change.
+    set_reading(setup, 36000)
+    fired = wait_for(d, lambda a: a is not None and a["state"] == "firing")
+    assert d.stop() == 0
+    d = daemons(setup["config"])
+    again = wait_for(d, lambda a: a is not None and a["value"] == 36.0)
+    assert (again["state"], again["since"]) == ("firing", fired["since"])
+    assert hot_history(d)[:2] == [("pending", "firing", 36.0), ("ok", "pending", 36.0)]
+    assert len(hot_history(d)) == 5

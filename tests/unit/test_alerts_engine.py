@@ -432,3 +432,48 @@ class ListenerTests(EngineCase):
         self.assertEqual((len(failed), len(again)), (1, 1))
         self.assertEqual(again[0]["n"], 3)
         self.flushLoggedErrors(RuntimeError)
+
+
+class RestoreTests(EngineCase):
+    """After a restart, what fired goes on firing (from the stored changes)."""
+
+    def fired(self, name: str = "hot", when: float = 1_600_000_000.0) -> list[AlertChange]:
+        return [
+            AlertChange(name, "temperature.celsius", "pending", "ok", when - 60, 85.0, "warning"),
+            AlertChange(name, "temperature.celsius", "firing", "pending", when, 86.0, "warning"),
+        ]
+
+    def test_still_holding_goes_on_firing_without_a_change(self) -> None:
+        self.build(
+            {"hot": {"series": "temperature.celsius", "above": 80, "for": 60}}, restoring=True
+        )
+        self.tick(1, snapshot(temperature=90))  # not evaluated before the log is back
+        self.assertEqual(self.engine.current(), [])
+        self.engine.restore(self.fired())
+        self.tick(1, snapshot(temperature=90))
+        [alert] = self.engine.current()
+        self.assertEqual((alert.state, alert.since), ("firing", 1_600_000_000.0))
+        self.assertEqual(self.changes, [])
+
+    def test_no_longer_holding_resolves(self) -> None:
+        self.build({"hot": {"series": "temperature.celsius", "above": 80, "clear": 75}})
+        self.engine.restore(self.fired())
+        self.tick(1, snapshot(temperature=76))  # inside the hysteresis: still firing
+        self.assertEqual(self.states(), {"hot": "firing"})
+        self.tick(1, snapshot(temperature=70))
+        self.assertEqual(self.transitions(), [("hot", "firing", "ok")])
+
+    def test_only_the_last_change_counts(self) -> None:
+        self.build({"hot": {"series": "temperature.celsius", "above": 80}})
+        resolved = AlertChange("hot", "temperature.celsius", "ok", "firing", 2e9, 50.0, "warning")
+        self.engine.restore([*self.fired(), resolved])
+        self.tick(1, snapshot(temperature=50))
+        self.assertEqual(self.states(), {"hot": "ok"})
+        self.assertEqual(self.changes, [])
+
+    def test_pattern_matches_are_restored_by_name(self) -> None:
+        self.build({"full": {"series": "filesystems.*.percent", "above": 90}})
+        self.engine.restore(self.fired("full:/boot"))
+        self.tick(1, snapshot(filesystems=[fs("/boot", 95), fs("/", 10)]))
+        self.assertEqual(self.states(), {"full:/boot": "firing", "full:/": "ok"})
+        self.assertEqual(self.changes, [])
