@@ -119,14 +119,15 @@ class ChangeLog:
         self._write()
 
     def idle(self) -> Deferred[None]:
-        """Fires once the write in progress (if any) is done: for a clean stop."""
+        """Fires once nothing is being written or waits to be: for a clean stop."""
         writing = self._writing
         if writing is None:
             return succeed(None)
         done: Deferred[None] = Deferred()
 
         def finished(result: object) -> object:
-            done.callback(None)
+            # The next batch (if any) has started by now: wait for it too.
+            self.idle().chainDeferred(done)
             return result
 
         writing.addBoth(finished)

@@ -325,9 +325,10 @@ class ChangeLogTests(SynchronousTestCase):
         idle = log.idle()
         self.assertNoResult(idle)
         store.pending[0].callback(None)
-        self.successResultOf(idle)
         self.assertEqual([[c.name for c in b] for b in store.saved], [["a1"], ["a2", "a3"]])
+        self.assertNoResult(idle)  # the second batch is being written
         store.pending[1].errback(RuntimeError("disk full"))
+        self.successResultOf(idle)
         self.assertEqual(log.write_failures, 1)
         self.assertEqual(len(log), 3)  # still in memory
 
