@@ -74,6 +74,18 @@
     banner.hidden = state.firing.length === 0;
   }
 
+  /** Tell screen readers once what started or stopped firing (not at every refresh). */
+  function announce(before, after) {
+    const was = new Set(before ? before.split("\n") : []);
+    const now = new Set(after ? after.split("\n") : []);
+    const started = [...now].filter((n) => !was.has(n));
+    const ended = [...was].filter((n) => !now.has(n));
+    const parts = [];
+    if (started.length) parts.push(`Alert firing: ${started.join(", ")}.`);
+    if (ended.length) parts.push(`Resolved: ${ended.join(", ")}.`);
+    if (parts.length && $("alert-announce")) $("alert-announce").textContent = parts.join(" ");
+  }
+
   /** Firing periods from the changes (newest first), plus what fires now. */
   function periodsOf(history, firing) {
     const open = new Map();
@@ -110,6 +122,7 @@
       state.firing = alerts.filter((a) => a.state === "firing");
       renderBanner();
       const key = state.firing.map((a) => a.name).sort().join("\n");
+      if (key !== firingKey) announce(firingKey, key);
       if (key !== firingKey || state.polls % HISTORY_EVERY === 1) {
         firingKey = key;
         const history = await getJSON(endpoint("api/alerts/history?limit=1000"));
@@ -159,6 +172,7 @@
       historyFetches: state.historyFetches,
       error: state.error,
       bannerHidden: $("alert-banner") ? $("alert-banner").hidden : null,
+      announced: $("alert-announce") ? $("alert-announce").textContent : null,
       drawn: { ...state.drawn },
     }),
   };

@@ -112,6 +112,10 @@ def test_banner_and_bands(daemon, chromium):  # noqa: F811
                 describe=ALERTS,
             )
             assert sorted(stats["firing"]) == ["hot", "warm"]
+            assert stats["announced"] in (
+                "Alert firing: hot, warm.",
+                "Alert firing: warm, hot.",
+            )
             assert all(p["to"] is None for p in stats["periods"])
             banner = await page.evaluate(BANNER)
             assert not banner["hidden"] and banner["height"] > 20
@@ -146,6 +150,7 @@ def test_banner_and_bands(daemon, chromium):  # noqa: F811
             )
             assert len(stats["periods"]) == 2
             assert stats["bannerHidden"] is True
+            assert stats["announced"].startswith("Resolved: ")
             assert (await page.evaluate(BANNER))["hidden"]
             assert exceptions(page) == []
             assert page.errors == []
