@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.daemon import Daemon
+from tests.integration.test_influx_real import influxd  # noqa: F401  (a fixture)
 from tests.integration.test_metrics_machine import promtool_problems
 
 JSON = {"Content-Type": "application/json"}
@@ -174,3 +175,36 @@ def test_threshold_for_clear_and_history_across_restart(daemons, setup):
     assert (again["state"], again["since"]) == ("firing", fired["since"])
     assert hot_history(d)[:2] == [("pending", "firing", 36.0), ("ok", "pending", 36.0)]
     assert len(hot_history(d)) == 5
+
+
+@pytest.mark.real
+def test_changes_reach_a_real_influxdb(influxd, daemons, tmp_path: Path):  # noqa: F811
+    """Each change is an C{alerts} point in InfluxDB (tags alert and severity)."""
+    server = influxd()
+    config = tmp_path / "influx.toml"
+    config.write_text(
+        f"influx = {json.dumps(server.url)}\n"
+        "influx-create-db = true\n"
+        "report-interval = 1\n"
+        f"state-dir = {json.dumps(str(tmp_path / 'state'))}\n"
+        "sample-interval = 0.2\n"
+        "[alerts.always]\n"
+        'series = "load.1"\n'
+        "below = 1000000\n"
+        'severity = "critical"\n'
+    )
+    d = daemons(config)
+    rows = server.wait_until(
+        lambda: server.values(
+            "SELECT state, level, value FROM alerts"
+            " WHERE alert = 'always' AND severity = 'critical'"
+        ),
+        60,
+        "the alert's point in InfluxDB",
+    )
+    [[_time, state, level, value]] = rows
+    assert (state, level) == ("firing", 2)
+    assert isinstance(value, int | float) and value >= 0  # load.1 when it fired
+    [change] = [h for h in get_json(d, "/api/alerts/history")["history"] if h["name"] == "always"]
+    assert abs(change["value"] - value) < 1e-9
+    assert d.stop() == 0
