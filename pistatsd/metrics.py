@@ -14,6 +14,7 @@ from typing import Protocol
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector as PrometheusCollector
 
 from pistatsd.jsontypes import JSONMapping
 from pistatsd.metrics_machine import machine_families
@@ -228,7 +229,9 @@ class RequestCounter:
         yield family
 
 
-def registry_of(requests: RequestCounter, collectors: Iterable[Collector]) -> CollectorRegistry:
+def registry_of(
+    requests: RequestCounter, collectors: Iterable[Collector | PrometheusCollector]
+) -> CollectorRegistry:
     """One registry: the request counter, the process's own figures and each part's collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(requests)

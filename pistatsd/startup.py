@@ -42,6 +42,13 @@ def check_sensors(config: Config) -> None:
     check(config)
 
 
+def check_alerts(config: Config) -> None:
+    """The C{[alerts.NAME]} rule tables are checked before anything starts."""
+    from pistatsd.alerts.wiring import check_alerts as check
+
+    check(config)
+
+
 def check_paths(config: Config) -> None:
     """The static root, the CA bundle and the access log's directory exist."""
     if not os.path.isdir(config.www):
@@ -69,6 +76,7 @@ CHECKS: tuple[Callable[[Config], None], ...] = (
     check_endpoints,
     check_tls,
     check_sensors,
+    check_alerts,
 )
 
 

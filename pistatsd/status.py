@@ -89,6 +89,35 @@ WEBSOCKETS_IDLE: Mapping[str, object] = {
 }
 
 
+#: C{/health}'s C{"alerts"} of a status built without alerts: the keys of
+#: L{pistatsd.alerts.wiring.alerts_health} (compared by a test too).
+ALERTS_NONE: Mapping[str, object] = {
+    "rules": 0,
+    "alerts": 0,
+    "pending": 0,
+    "firing": 0,
+    "changes": 0,
+    "refused": 0,
+    "log_persistent": False,
+    "log_size": 0,
+    "log_write_failures": 0,
+    "log_unsaved_dropped": 0,
+}
+
+#: C{/health}'s C{"notify"} of a status built without notifiers.
+NOTIFY_NONE: Mapping[str, object] = {"notifiers": {}}
+
+
+def alerts_none() -> JSONObject:
+    """The alerts section of a status built without alerts."""
+    return dict(ALERTS_NONE)
+
+
+def notify_none() -> JSONObject:
+    """The notifiers section of a status built without notifiers."""
+    return dict(NOTIFY_NONE)
+
+
 def influx_off() -> JSONObject:
     """The reporter state of a daemon that does not report to InfluxDB."""
     return dict(INFLUX_OFF)
@@ -129,6 +158,8 @@ class DaemonStatus:
     influx: Callable[[], JSONMapping] = field(default=influx_off)
     history: Callable[[], JSONMapping] = field(default=history_off)
     mqtt: Callable[[], JSONMapping] = field(default=mqtt_off)
+    alerts: Callable[[], JSONMapping] = field(default=alerts_none)
+    notify: Callable[[], JSONMapping] = field(default=notify_none)
     wall: Callable[[], float] = time.time
     started: float = field(default=0.0, init=False)
     _started_at: float = field(default=0.0, init=False)
@@ -168,4 +199,6 @@ class DaemonStatus:
             "influx": dict(self.influx()),
             "history": dict(self.history()),
             "mqtt": dict(self.mqtt()),
+            "alerts": dict(self.alerts()),
+            "notify": dict(self.notify()),
         }

@@ -17,16 +17,19 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from pistatsd import __version__
+from pistatsd.alerts.wiring import alerts_parts
 from pistatsd.clock import use_monotonic_clock
 from pistatsd.config import OPTIONS, Config
 from pistatsd.errors import StartupError
 from pistatsd.heartbeat import heartbeat_service
 from pistatsd.history.wiring import history_parts
 from pistatsd.influx.wiring import influx_parts
+from pistatsd.latest import LatestSnapshot
 from pistatsd.machine.background import threaded_parts
 from pistatsd.machine.wiring import machine_parts
 from pistatsd.metrics import ConnectionMetrics, RequestCounter, SystemMetrics, registry_of
 from pistatsd.mqtt.wiring import mqtt_parts
+from pistatsd.notify.wiring import notify_parts
 from pistatsd.reactors import IPistatsdReactor, global_reactor
 from pistatsd.sampler import Sampler
 from pistatsd.sensors.wiring import sensors_parts
@@ -137,6 +140,19 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
     # Filesystems and processes: measured in worker threads, off the reactor.
     threaded = threaded_parts(config, reactor)
     history = history_parts(config, reactor)
+    # The reporter reads the newest snapshot and hears of alert changes; the
+    # alert engine is a sampler observer: both are built before the sampler.
+    latest = LatestSnapshot()
+    influx = influx_parts(config, reactor, tally=tally, sampler=latest, sensors=sensors.service)
+    notify = notify_parts(config, reactor)
+    alerts = alerts_parts(
+        config,
+        reactor,
+        notify=notify,
+        history=history.reader,
+        listeners=() if influx.alert_listener is None else (influx.alert_listener,),
+        figures=influx.figures,
+    )
     sampler = Sampler(
         clock=reactor,
         interval=config.sample_interval,
@@ -144,13 +160,12 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
         max_pending=config.max_pending_intervals,
         sections=(sensors.section, *threaded.sections),
         parts=machine_parts(config, reactor),
-        observers=history.observers,
+        observers=(latest.observe, *history.observers, *alerts.observers),
     )
     websockets = websocket_parts(
         config, reactor, sampler=sampler, origins=origins, connections=connections
     )
-    influx = influx_parts(config, reactor, tally=tally, sampler=sampler, sensors=sensors.service)
-    mqtt = mqtt_parts(config, reactor, sampler=sampler)
+    mqtt = mqtt_parts(config, reactor, sampler=sampler, alerts=alerts.current)
     status = DaemonStatus(
         clock=reactor,
         connections=connections,
@@ -159,6 +174,8 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
         influx=influx.health,
         history=history.health,
         mqtt=mqtt.health,
+        alerts=alerts.health,
+        notify=notify.health,
     )
     registry = registry_of(
         requests,
@@ -170,6 +187,8 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
             mqtt.metrics,
             sensors.metrics,
             *history.metrics,
+            *alerts.metrics,
+            *notify.metrics,
         ),
     )
     routes = route_table(
@@ -182,6 +201,7 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
                 history=history.reader,
             ),
             *sensors.routes,
+            *alerts.routes,
             *websockets.routes,
         )
     )
@@ -201,6 +221,8 @@ def _compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
         sensors.service,
         threaded,
         *history.services,  # before the sampler: stopped after it, so nothing is lost
+        *alerts.services,  # after the history: its change log is in its database
+        *notify.services,
         sampler,
         *influx.services,
         *mqtt.services,

@@ -188,7 +188,11 @@
           points: { show: false },
         })),
       ],
-      hooks: { setCursor: [(u) => showReadout(u, m, readout)] },
+      hooks: {
+        setCursor: [(u) => showReadout(u, m, readout)],
+        // Alert periods (alerts.js), under the lines.
+        drawClear: [(u) => window.pistatsdAlerts && window.pistatsdAlerts.shade(u)],
+      },
       axes: [
         { ...axis, space: tickSpace, size: 30, incrs: TIME_STEPS, values: timeLabels },
         { ...axis, size: 52, space: 30, values: (u, vals) => vals.map(m.tick) },

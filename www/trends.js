@@ -277,6 +277,8 @@
       hooks: {
         setCursor: [(u) => showReadout(u, m, readout)],
         setSelect: [(u) => zoomFrom(u)],
+        // Alert periods (alerts.js), under the lines.
+        drawClear: [(u) => window.pistatsdAlerts && window.pistatsdAlerts.shade(u)],
       },
       axes: [
         { ...axis, size: 44 },
@@ -435,6 +437,9 @@
       if (name && name !== state.range) select(name, true);
     });
     window.addEventListener("pistatsd:snapshot", (event) => tail(event.detail));
+    window.addEventListener("pistatsd:alerts", () => {
+      for (const c of charts) c.u.redraw(false);
+    });
     select(rangeFromHash() || DEFAULT_RANGE, true);
   }
 

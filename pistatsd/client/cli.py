@@ -238,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"points per series (default 60, at most {MAX_POINTS})",
     )
     past.add_argument("--table", action="store_true", help="a table of values, one row per point")
+
+    command("alerts", "print the daemon's alerts, firing ones first (GET /api/alerts)")
     return parser
 
 
@@ -342,6 +344,8 @@ async def _request(
             invocation.points,
             invocation.table,
         )
+    elif invocation.command == "alerts":
+        work = rest.alerts(reactor, client, base, timeout, write)
     else:
         work = rest.add(reactor, client, base, timeout, write, invocation.numbers, invocation.post)
     pending = ensureDeferred(work)
@@ -397,7 +401,7 @@ async def run(
             return StandardIO(protocol, reactor=reactor)
 
     try:
-        if invocation.command in ("stats", "sum", "history"):
+        if invocation.command in ("stats", "sum", "history", "alerts"):
             return await _request(reactor, invocation, write, interruption)
         session = _session(reactor, invocation, write, warn, stdio)
         interruption.handler = session.interrupt

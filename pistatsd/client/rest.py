@@ -1,4 +1,4 @@
-"""C{stats}, C{sum} and C{history}: one treq request each, bounded by C{--timeout}."""
+"""C{stats}, C{sum}, C{history} and C{alerts}: one treq request each, bounded by C{--timeout}."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from twisted.internet.defer import TimeoutError, ensureDeferred
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, HTTPConnectionPool
 
+from pistatsd.client.alerts import format_alerts
 from pistatsd.client.failures import ClientError
 from pistatsd.client.formatting import (
     format_json,
@@ -203,5 +204,30 @@ async def history(
     if not isinstance(document, dict) or not isinstance(document.get("values"), dict):
         raise ClientError(f"GET {url}: the answer is not a series answer")
     lines = (format_table if table else format_sparklines)(document, list(names))
+    for line in lines:
+        write(line)
+
+
+async def alerts(
+    reactor: IPistatsdReactor,
+    client: HTTPClient,
+    base: BaseURL,
+    timeout: float,
+    write: Write,
+    now: float | None = None,
+) -> None:
+    """GET /api/alerts and print one row per alert, the firing ones first."""
+    url = base.http("/api/alerts")
+    content = await call(
+        reactor, client, "GET", url, timeout, headers={"Accept": "application/json"}
+    )
+    try:
+        document = json.loads(content)
+    except ValueError:
+        raise ClientError(f"GET {url}: the answer is not JSON") from None
+    try:
+        lines = format_alerts(document, now)
+    except ClientError as e:
+        raise ClientError(f"GET {url}: {e}") from None
     for line in lines:
         write(line)

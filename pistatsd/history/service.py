@@ -10,9 +10,10 @@ memory (bounded) and is logged once until a write works again.
 from __future__ import annotations
 
 import math
+import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
@@ -29,6 +30,8 @@ from pistatsd.history.store import FlushResult, HistoryStore, Opened, open_store
 from pistatsd.history.threads import Worker
 
 _log = Logger()
+
+T = TypeVar("T")
 
 #: Bucket parts held in memory while writes fail (about 3 hours of 40 series).
 DEFAULT_MAX_PENDING = 50_000
@@ -152,6 +155,30 @@ class HistoryService(Service):
         d.addErrback(lambda f: _log.failure("history: closing {path}", f, path=self.path))
         d.addBoth(lambda _: self._worker.stop())
         return d
+
+    def run_on_database(self, work: Callable[[sqlite3.Connection], T]) -> Deferred[T]:
+        """C{work(connection)} on the database thread, once the file is open, in order
+        with the history's own calls: for other tables in the same file (the alert log).
+
+        Fails (C{RuntimeError}) when the service is not running or the database
+        could not be opened.
+        """
+        if self._opening is None:
+            return fail(RuntimeError("the history is not running"))
+        ready: Deferred[None] = Deferred()
+
+        def opened(result: object) -> object:
+            ready.callback(None)
+            return result
+
+        self._opening.addBoth(opened)
+
+        def run(_: None) -> Deferred[T]:
+            if self._store is None:
+                return fail(RuntimeError(f"the history database {self.path} is not open"))
+            return self._worker.run(work, self._store.db)
+
+        return ready.addCallback(run)
 
     # -- recording ---------------------------------------------------------
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import random as _random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from twisted.application.service import Service
@@ -257,6 +257,16 @@ class InfluxReporter(Service):
     def counters(self) -> dict[str, int]:
         """Cumulative counters, for C{/metrics}."""
         return {"delivered": self.delivered, **self._backlog.counters()}
+
+    def enqueue(self, points: Sequence[Point]) -> None:
+        """Queue points made between reports (alert changes) behind what waits, and
+        send them as soon as the pump may: the same bounded backlog as the reports."""
+        lines = [point.line() for point in points]
+        if not lines:
+            return
+        self._backlog.put(lines, self._clock.seconds())
+        if self.running and not self._stopping:
+            self._pump()
 
     # -- the report loop -------------------------------------------------------
 

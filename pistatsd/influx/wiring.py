@@ -7,22 +7,21 @@ import random as _random
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from attrs import frozen
 from twisted.internet.interfaces import IReactorTime
 
+from pistatsd.alerts.events import ChangeListener
 from pistatsd.config import Config
 from pistatsd.errors import StartupError
+from pistatsd.influx.alert_points import alert_listener
 from pistatsd.influx.points import DaemonPoints, Sensors, Tally
 from pistatsd.influx.reporter import InfluxReporter
 from pistatsd.influx.spool import SPOOL_NAME, Spool
 from pistatsd.influx.writer import HTTPClient, InfluxTarget, tls_policy_for_cafile
-from pistatsd.metrics import InfluxMetrics
+from pistatsd.metrics import InfluxMetrics, LatestSnapshot
 from pistatsd.status import influx_off
-
-if TYPE_CHECKING:
-    from pistatsd.sampler import Sampler
 
 
 def target_from_config(config: Config) -> InfluxTarget:
@@ -44,7 +43,7 @@ def influx_service(
     reactor: IReactorTime,
     *,
     tally: Tally,
-    sampler: Sampler,
+    sampler: LatestSnapshot,
     sensors: Sensors | None,
     http: HTTPClient | None = None,
     random: Callable[[], float] = _random.random,
@@ -94,11 +93,16 @@ class InfluxParts:
     @ivar services: the reporter, when C{--influx} is given.
     @ivar health: C{/health}'s C{"influx"} (the reporter's state, or the off shape).
     @ivar metrics: the queue, spool and drops, for C{/metrics}.
+    @ivar alert_listener: queues an C{alerts} point per alert change, when on.
+    @ivar figures: the reporter's numbers the alerts read (C{influx.dropped}),
+        none while it is off.
     """
 
     services: tuple[InfluxReporter, ...]
     health: Callable[[], Mapping[str, Any]]
     metrics: InfluxMetrics
+    alert_listener: ChangeListener | None = None
+    figures: Callable[[], Mapping[str, float]] = dict
 
 
 def influx_parts(
@@ -106,13 +110,21 @@ def influx_parts(
     reactor: IReactorTime,
     *,
     tally: Tally,
-    sampler: Sampler,
+    sampler: LatestSnapshot,
     sensors: Sensors,
 ) -> InfluxParts:
-    """The reporter for C{--influx}, or nothing; its health either way."""
+    """The reporter for C{--influx}, or nothing; its health either way.
+
+    @param sampler: the newest snapshot (the sampler, or a
+        L{pistatsd.latest.LatestSnapshot} when the reporter is built first).
+    """
     if config.influx is None:
         return InfluxParts(services=(), health=influx_off, metrics=InfluxMetrics(influx_off))
     reporter = influx_service(config, reactor, tally=tally, sampler=sampler, sensors=sensors)
     return InfluxParts(
-        services=(reporter,), health=reporter.state, metrics=InfluxMetrics(reporter.state)
+        services=(reporter,),
+        health=reporter.state,
+        metrics=InfluxMetrics(reporter.state),
+        alert_listener=alert_listener(reporter.enqueue, socket.gethostname()),
+        figures=lambda: {"influx.dropped": float(reporter.dropped)},
     )

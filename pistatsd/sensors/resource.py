@@ -63,9 +63,13 @@ class MutationGuard:
     With a token: C{Authorization: Bearer <token>} (missing: 401, wrong: 403),
     compared in constant time.  Without one: loopback and UNIX-socket clients
     not relayed by a proxy; everyone else gets 403.
+
+    @ivar action: what is guarded, as the refusals say it (C{changing sensors},
+        C{sending a test alert}): the same guard serves other mutations.
     """
 
     token: str | None = field(repr=False)
+    action: str = "changing sensors"
 
     def refuse(self, request: Request) -> bytes | None:
         """The error body to answer with, or None when the request may proceed."""
@@ -76,7 +80,7 @@ class MutationGuard:
             if scheme.lower() != b"bearer" or not credentials:
                 request.setHeader(b"www-authenticate", b'Bearer realm="pistatsd"')
                 return json_error(
-                    request, 401, "changing sensors needs an Authorization: Bearer <token> header"
+                    request, 401, f"{self.action} needs an Authorization: Bearer <token> header"
                 )
             if not hmac.compare_digest(credentials, self.token.encode("utf-8")):
                 return json_error(request, 403, "invalid API token")
@@ -85,7 +89,7 @@ class MutationGuard:
             return json_error(
                 request,
                 403,
-                "sensors can only be changed from this machine unless an API token is "
+                f"{self.action} is allowed only from this machine unless an API token is "
                 "configured (--api-token-file)",
             )
         if any(request.getHeader(h) for h in FORWARDING_HEADERS):

@@ -8,10 +8,12 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.client import HTTPConnectionPool
 
+from pistatsd.alerts.events import AlertChange
 from pistatsd.config import Config
 from pistatsd.errors import StartupError
+from pistatsd.influx.alert_points import alert_listener
 from pistatsd.influx.reporter import InfluxReporter
-from pistatsd.influx.wiring import influx_service
+from pistatsd.influx.wiring import influx_parts, influx_service
 from pistatsd.influx.writer import PrivateCAPolicy
 from pistatsd.web.traffic import RequestTally
 from tests.influxd import FakeInflux, FakeNetwork, capture_all_logs, make_pki
@@ -162,3 +164,64 @@ class WiringTests(SynchronousTestCase):
             )
         self.assertIn("--influx-cafile", str(caught.exception))
         self.assertIsInstance(caught.exception, SystemExit)
+
+
+class AlertPointTests(SynchronousTestCase):
+    """Alert changes go out as C{alerts} points through the reporter's own backlog."""
+
+    def change(self) -> AlertChange:
+        return AlertChange(
+            name="hot",
+            series="sensors.room",
+            state="firing",
+            previous="pending",
+            time=1_700_000_001.5,
+            value=35.0,
+            severity="critical",
+        )
+
+    def test_a_change_is_written_at_once(self) -> None:
+        reactor = MemoryReactorClock()
+        reactor.advance(1_700_000_000)
+        fake = FakeInflux()
+        reporter = influx_service(
+            Config(influx="http://127.0.0.1:8086", state_dir=self.mktemp()),
+            reactor,
+            tally=RequestTally(),
+            sampler=FakeSampler(SNAPSHOT),
+            sensors=FakeSensors({}),
+            http=FakeNetwork(fake),
+            wall=reactor.seconds,
+        )
+        reporter.startService()
+        listener = alert_listener(reporter.enqueue, "pi")
+        listener(self.change())
+        self.assertEqual(
+            fake.written,
+            [
+                'alerts,alert=hot,severity=critical,host=pi state="firing",level=2i,value=35.0 '
+                "1700000001500"
+            ],
+        )
+        self.successResultOf(reporter.stopService())
+
+    def test_parts_on_and_off(self) -> None:
+        tally, sampler, sensors = RequestTally(), FakeSampler(SNAPSHOT), FakeSensors({})
+        on = influx_parts(
+            Config(influx="http://127.0.0.1:8086", state_dir=self.mktemp()),
+            MemoryReactorClock(),
+            tally=tally,
+            sampler=sampler,
+            sensors=sensors,
+        )
+        self.assertIsNotNone(on.alert_listener)
+        self.assertEqual(on.figures(), {"influx.dropped": 0.0})
+        off = influx_parts(
+            Config(state_dir=self.mktemp()),
+            MemoryReactorClock(),
+            tally=tally,
+            sampler=sampler,
+            sensors=sensors,
+        )
+        self.assertIsNone(off.alert_listener)
+        self.assertEqual(off.figures(), {})
