@@ -1,0 +1,36 @@
+"""The daemon with default options loads no feature it was not asked for.
+
+Each of these is imported by its wiring only when configured (see the
+wiring modules); importing the composition root must not pull them in.
+"""
+
+from __future__ import annotations
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests.imports import import_closure
+
+#: Loaded only with --influx, --tls, --mqtt or a notifier of the kind.
+ON_DEMAND = (
+    "treq",
+    "twisted.mail",
+    "pistatsd.influx.reporter",
+    "pistatsd.influx.writer",
+    "pistatsd.tls",
+    "pistatsd.certificates",
+    "pistatsd.mqtt.client",
+    "pistatsd.notify.http",
+    "pistatsd.notify.smtp",
+)
+
+
+class DefaultFootprintTests(SynchronousTestCase):
+    def test_the_composition_root_loads_no_optional_feature(self) -> None:
+        loaded = import_closure("pistatsd.tap")
+        self.assertIn("pistatsd.influx.wiring", loaded, "the closure is followed")
+        self.assertEqual(sorted(set(ON_DEMAND) & loaded), [])
+
+    def test_the_features_do_load_them(self) -> None:
+        # The check above would pass on a closure that sees nothing.
+        self.assertIn("treq", import_closure("pistatsd.influx.reporter"))
+        self.assertIn("pistatsd.influx.writer", import_closure("pistatsd.influx.reporter"))
