@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
@@ -22,16 +22,21 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pistatsd.history import schema
-from pistatsd.history.api import Resolution, SeriesData
+from pistatsd.history.api import HistoryBusy, Resolution, SeriesData
 from pistatsd.history.buckets import Buckets, Key, Part, combine
 from pistatsd.history.series import flatten
 from pistatsd.history.store import FlushResult, HistoryStore, Opened, open_store
 from pistatsd.history.threads import Worker
 
 _log = Logger()
+T = TypeVar("T")
 
 #: Bucket parts held in memory while writes fail (about 3 hours of 40 series).
 DEFAULT_MAX_PENDING = 50_000
+#: Queries waiting for (or running on) the database thread at once; more are
+#: refused (a 503) rather than queued: each one answered costs the reactor a
+#: few milliseconds of merging and encoding, and a flush waits behind them all.
+DEFAULT_MAX_QUERIES = 8
 
 
 def _timed_write(
@@ -68,6 +73,7 @@ class HistoryService(Service):
         flush_interval: float = 60.0,
         max_bytes: int = 64 << 20,
         max_pending: int = DEFAULT_MAX_PENDING,
+        max_queries: int = DEFAULT_MAX_QUERIES,
         resolutions: tuple[Resolution, ...] = schema.RESOLUTIONS,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -97,6 +103,10 @@ class HistoryService(Service):
         self._dropping = False
         self._last_error: str | None = None
         self._unusable = False
+        self._max_queries = max_queries
+        self._queries = 0
+        self._refused = 0
+        self._refusing = False
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -274,6 +284,8 @@ class HistoryService(Service):
         for name in names:
             if name not in self._names:
                 return fail(KeyError(name))
+        if self._queries >= self._max_queries:
+            return fail(self._refuse())
         resolution = self.choose(start, end, points)
         source = resolution.step
         step = self.output_step(resolution, start, end, points)
@@ -282,9 +294,30 @@ class HistoryService(Service):
         if self._store is None:
             d: Deferred[Any] = succeed([])
         else:
-            d = self._worker.run(self._store.query, source, list(names), first, stop)
+            self._queries += 1
+            d = self._worker.run(self._store.query, source, list(names), first, stop, step)
+            d.addBoth(self._query_done)
         d.addCallback(self._answer, names, start, end, source, step, first, stop)
         return d
+
+    def _refuse(self) -> HistoryBusy:
+        self._refused += 1
+        if not self._refusing:
+            self._refusing = True
+            _log.warn(
+                "history: {limit} queries already waiting for {path}; refusing more "
+                "(counted in /health history.queries_refused)",
+                limit=self._max_queries,
+                path=self.path,
+            )
+        return HistoryBusy(f"{self._max_queries} history queries running; retry shortly")
+
+    def _query_done(self, result: T) -> T:
+        self._queries -= 1
+        if self._refusing and self._queries == 0:
+            self._refusing = False
+            _log.info("history: queries are accepted again")
+        return result
 
     def _answer(
         self,
@@ -297,38 +330,40 @@ class HistoryService(Service):
         first: int,
         stop: int,
     ) -> SeriesData:
-        """The rows of the C{source} resolution (and what waits in memory), merged
-        into buckets of C{step} (a whole number of C{source} steps)."""
-        wanted = set(names)
-        merged: dict[tuple[int, str], Part] = {}
+        """The stored rows (already merged into buckets of C{step} by the store) and
+        what waits in memory for the C{source} resolution, on one axis.
 
-        def add(bucket: int, name: str, part: Part) -> None:
-            key = (first + (bucket - first) // step * step, name)
-            old = merged.get(key)
-            if old is None:
-                merged[key] = list(part)
-            else:
-                combine(old, part)
-
+        At most one row per output bucket and series comes from the store; the
+        parts in memory (the last flush interval or so) are folded in here.
+        """
+        count = len(range(first, stop, step))
+        cells: dict[str, list[Part | None]] = {name: [None] * count for name in names}
         for row_bucket, row_name, row_min, row_sum, row_max, row_n in rows:
-            add(row_bucket, row_name, [row_min, row_sum, row_max, float(row_n)])
+            cells[row_name][(row_bucket - first) // step] = [row_min, row_sum, row_max, row_n]
+        wanted = set(names)
         for pending in (self._inflight, self._buckets.parts):
             for (s, bucket, name), part in pending.items():
                 if s == source and name in wanted and first <= bucket < stop:
-                    add(bucket, name, part)
-        axis = list(range(first, stop, step))
-        values: dict[str, dict[str, list[float | None]]] = {
-            name: {"min": [None] * len(axis), "avg": [None] * len(axis), "max": [None] * len(axis)}
-            for name in names
-        }
-        for (bucket, name), (lo, total, hi, n) in merged.items():
-            i = (bucket - first) // step
-            series = values[name]
-            series["min"][i] = lo
-            series["avg"][i] = total / n if n else None
-            series["max"][i] = hi
+                    series = cells[name]
+                    i = (bucket - first) // step
+                    old = series[i]
+                    if old is None:
+                        series[i] = list(part)
+                    else:
+                        combine(old, part)
+        values: dict[str, dict[str, list[float | None]]] = {}
+        for name, series in cells.items():
+            values[name] = {
+                "min": [None if c is None else c[0] for c in series],
+                "avg": [None if c is None or not c[3] else c[1] / c[3] for c in series],
+                "max": [None if c is None else c[2] for c in series],
+            }
         return SeriesData(
-            start=float(first), end=float(end), step=step, t=[float(b) for b in axis], values=values
+            start=float(first),
+            end=float(end),
+            step=step,
+            t=[float(b) for b in range(first, stop, step)],
+            values=values,
         )
 
     # -- health and metrics ------------------------------------------------
@@ -350,4 +385,6 @@ class HistoryService(Service):
             "last_flush_cpu_seconds": self._last_cpu,
             "flush_failures": self._failures,
             "last_error": self._last_error,
+            "queries_running": self._queries,
+            "queries_refused": self._refused,
         }

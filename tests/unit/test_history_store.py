@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from pistatsd.history import schema, store
-from pistatsd.history.api import SeriesData
+from pistatsd.history.api import HistoryBusy, SeriesData
 from pistatsd.history.metrics import HistoryCollector
 from pistatsd.history.service import HistoryService
 from pistatsd.history.threads import InlineWorker
@@ -206,6 +207,98 @@ class RollupTests(SynchronousTestCase):
         h.clock.advance(60)
         answer = h.query(["cpu.percent"], T0, T0 + 30, points=3)
         self.assertEqual(answer.values["cpu.percent"]["avg"], [1.0, None, 2.0])
+
+
+class HeldWorker:
+    """Runs each call only when the test says so, like a busy database thread."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Deferred[Any], Callable[..., Any], tuple[object, ...]]] = []
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def run(self, f: Callable[..., Any], *args: object) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.held.append((d, f, args))
+        return d
+
+    def release(self) -> None:
+        """Run everything held so far, in order."""
+        held, self.held = self.held, []
+        for d, f, args in held:
+            d.callback(f(*args))
+
+
+class QueryTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        os.makedirs(self.mktemp())
+        self.path = os.path.join(self.mktemp(), "h.sqlite3")
+
+    def test_store_merges_in_sql_one_row_per_point_and_series(self) -> None:
+        """30 days of 15 min rows at 1000 points: the store hands over one row per
+        output bucket and series (merged by SQL), not the 2880 stored rows each."""
+        h = Harness(self, self.path)
+        for i in range(30 * 96):
+            h.service.record(snapshot(T0 + 900 * i, float(i % 7), mem=0.25 * (i % 5)))
+        h.clock.advance(60)
+        start, end = int(T0), int(T0 + 30 * DAY)
+        h.service.flush()
+        db = h.service._store
+        assert db is not None
+        resolution = h.service.choose(start, end, 1000)
+        step = h.service.output_step(resolution, start, end, 1000)
+        self.assertEqual((resolution.step, step), (900, 2700))
+        rows = db.query(900, ["cpu.percent", "memory.percent"], start, end, step)
+        self.assertEqual(len(rows), 2 * 960)
+        first = [r for r in rows if r[0] == start]
+        self.assertEqual(
+            sorted(first),
+            [
+                (start, "cpu.percent", 0.0, 3.0, 2.0, 3),
+                (start, "memory.percent", 0.0, 0.75, 0.5, 3),
+            ],
+        )
+        answer = h.query(["cpu.percent"], start, end, 1000)
+        self.assertEqual(answer.step, 2700)
+        self.assertEqual(answer.values["cpu.percent"]["avg"][:3], [1.0, 4.0, 7 / 3])
+        self.assertEqual(answer.values["cpu.percent"]["max"][:3], [2.0, 5.0, 6.0])
+
+    def test_queries_over_the_cap_are_refused_and_logged_once(self) -> None:
+        logged = Logged(self)
+        worker = HeldWorker()
+        service = HistoryService(
+            self.path, clock=Clock(), worker=worker, max_queries=2, flush_interval=60.0
+        )
+        service.startService()
+        worker.release()  # the open
+        service.record(snapshot(T0, 5.0))
+        waiting = [service.query(["cpu.percent"], T0, T0 + 60, 6) for _ in range(2)]
+        refused = [service.query(["cpu.percent"], T0, T0 + 60, 6) for _ in range(3)]
+        for d in refused:
+            self.failureResultOf(d, HistoryBusy)
+        self.assertEqual(service.state()["queries_running"], 2)
+        self.assertEqual(service.state()["queries_refused"], 3)
+        self.assertEqual(logged.count("queries already waiting"), 1)
+        worker.release()
+        for d in waiting:
+            self.assertEqual(self.successResultOf(d).values["cpu.percent"]["avg"][0], 5.0)
+        self.assertEqual(service.state()["queries_running"], 0)
+        again = service.query(["cpu.percent"], T0, T0 + 60, 6)
+        worker.release()
+        self.successResultOf(again)
+        later = [service.query(["cpu.percent"], T0, T0 + 60, 6) for _ in range(3)]
+        self.failureResultOf(later[2], HistoryBusy)
+        self.assertEqual(logged.count("queries already waiting"), 2)  # a new episode
+        worker.release()
+        self.successResultOf(later[0])
+        stopped = service.stopService()
+        while worker.held:
+            worker.release()
+        self.successResultOf(stopped)
 
 
 class ResolutionTests(SynchronousTestCase):
@@ -477,6 +570,8 @@ class HealthTests(SynchronousTestCase):
                 "pistatsd_history_pending_rows",
                 "pistatsd_history_dropped_rows",
                 "pistatsd_history_flush_failures",
+                "pistatsd_history_queries",
+                "pistatsd_history_queries_refused",
             },
         )
         h.clock.advance(60)
