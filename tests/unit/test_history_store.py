@@ -389,6 +389,144 @@ class RetentionTests(SynchronousTestCase):
         self.assertEqual(after.values["cpu.percent"]["avg"], [2.0] * 100)
 
 
+V1_TABLE = (
+    "CREATE TABLE {name} (bucket INTEGER NOT NULL, series_id INTEGER NOT NULL, "
+    "min REAL NOT NULL, sum REAL NOT NULL, max REAL NOT NULL, n INTEGER NOT NULL, "
+    "PRIMARY KEY (bucket, series_id)) WITHOUT ROWID"
+)
+
+
+def write_version_1(
+    path: str, rows: dict[int, list[tuple[int, str, float, float, float, int]]]
+) -> None:
+    """A file in the layout before slots: C{PRIMARY KEY (bucket, series_id)}."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA page_size=1024")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value REAL) WITHOUT ROWID")
+    ids: dict[str, int] = {}
+    for step in (10, 60, 900, 10800, 5):
+        db.execute(V1_TABLE.format(name=schema.table(step)))
+    for step, table_rows in rows.items():
+        for bucket, name, lo, total, hi, n in table_rows:
+            if name not in ids:
+                ids[name] = db.execute("INSERT INTO series (name) VALUES (?)", (name,)).lastrowid
+            db.execute(
+                f"INSERT INTO {schema.table(step)} VALUES (?, ?, ?, ?, ?, ?)",
+                (bucket, ids[name], lo * 100, total * 100, hi * 100, n),
+            )
+    db.execute("PRAGMA user_version=1")
+    db.close()
+
+
+class SlotTableTests(SynchronousTestCase):
+    """Each table is a ring of slots overwritten in place (L{pistatsd.history.slots})."""
+
+    small = (schema.Resolution(10, 1000), schema.Resolution(60, 600))
+
+    def setUp(self) -> None:
+        os.makedirs(self.mktemp())
+        self.path = os.path.join(self.mktemp(), "h.sqlite3")
+
+    def pragma(self, name: str) -> int:
+        db = sqlite3.connect(self.path)
+        try:
+            return int(db.execute(f"PRAGMA {name}").fetchone()[0])
+        finally:
+            db.close()
+
+    def test_a_full_table_is_overwritten_in_place_nothing_freed(self) -> None:
+        """Once the ring is full, new buckets overwrite the oldest rows: no row is
+        deleted, no page freed, the file does not grow."""
+        h = Harness(self, self.path, resolutions=self.small)
+        names = {f"s{i}": {"value": 1.0} for i in range(40)}
+        t = T0
+        for turn in range(4):
+            for _ in range(100):
+                h.service.record({"timestamp": t, "sensors": names})
+                t += 10
+                if (t - T0) % 60 == 0:
+                    h.clock.advance(60)
+            if turn == 1:
+                pages = self.pragma("page_count")
+        h.clock.advance(60)
+        self.assertEqual(self.pragma("freelist_count"), 0)
+        self.assertEqual(self.pragma("page_count"), pages)
+        buckets = sorted({r[1] for r in stored_rows(self.path, 10)})
+        self.assertEqual(buckets, [t - 10 * i for i in range(100, 0, -1)])
+        self.assertEqual(len(stored_rows(self.path, 10)), 100 * 40)
+
+    def test_clock_back_into_a_full_table_keeps_what_was_stored(self) -> None:
+        """A bucket older than every stored one in a full ring is not kept: the slot
+        it would share by arithmetic keeps its newer rows."""
+        roomy = (schema.Resolution(10, 1000), schema.Resolution(60, 6000))
+        h = Harness(self, self.path, resolutions=roomy)
+        for i in range(100):
+            h.service.record(snapshot(T0 + 10 * i, 1.0))
+        h.clock.advance(60)
+        for i in range(10):
+            h.service.record(snapshot(T0 - 1000 + 10 * i, 2.0))  # one ring earlier
+        h.clock.advance(60)
+        answer = h.query(["cpu.percent"], T0, T0 + 1000, points=100)
+        self.assertEqual(answer.step, 10)
+        self.assertEqual(answer.values["cpu.percent"]["avg"], [1.0] * 100)
+        self.assertEqual(sorted({r[1] for r in stored_rows(self.path, 10)})[0], T0)
+        # The coarser level had room: the 1 min rows of the jump are kept.
+        early = h.query(["cpu.percent"], T0 - 1000, T0 - 900, points=1)
+        self.assertEqual(early.step, 120)
+        self.assertEqual(set(early.values["cpu.percent"]["avg"]), {2.0})
+
+    def test_rows_of_a_series_missing_from_the_new_bucket_go(self) -> None:
+        """A series with no sample in the bucket that takes a slot leaves no stale row
+        there (it would show in a query spanning both buckets)."""
+        h = Harness(self, self.path, resolutions=self.small)
+        h.service.record(snapshot(T0, 1.0, mem=5.0))
+        for i in range(1, 101):
+            h.service.record({"timestamp": T0 + 10 * i, "cpu": {"percent": 2.0}})
+        h.clock.advance(60)
+        self.assertEqual([r for r in stored_rows(self.path, 10) if r[0] == "memory.percent"], [])
+        self.assertEqual(len(stored_rows(self.path, 10)), 100)
+
+    def test_version_1_file_is_converted_and_answers_the_same(self) -> None:
+        write_version_1(
+            self.path,
+            {
+                10: [(int(T0) + 10 * i, "cpu.percent", i, 2 * i + 1, i + 1, 2) for i in range(150)]
+                + [(int(T0), "memory.percent", 7.0, 14.0, 7.0, 2)],
+                60: [(int(T0), "cpu.percent", 0.0, 6.0, 5.0, 6)],
+                5: [(int(T0), "cpu.percent", 1.0, 1.0, 1.0, 1)],
+            },
+        )
+        h = Harness(self, self.path, resolutions=self.small)
+        self.assertEqual(self.pragma("user_version"), schema.SCHEMA_VERSION)
+        # The newest 100 buckets (the capacity) are kept, the oldest dropped.
+        buckets = sorted({r[1] for r in stored_rows(self.path, 10)})
+        self.assertEqual(buckets, [T0 + 10 * i for i in range(50, 150)])
+        answer = h.query(["cpu.percent"], T0 + 500, T0 + 1500, points=100)
+        self.assertEqual(answer.step, 10)
+        self.assertEqual(answer.values["cpu.percent"]["min"][:2], [50.0, 51.0])
+        self.assertEqual(answer.values["cpu.percent"]["avg"][:2], [50.5, 51.5])
+        coarse = h.query(["cpu.percent"], T0, T0 + 60, points=1)
+        self.assertEqual(coarse.values["cpu.percent"]["avg"], [1.0])
+        db = sqlite3.connect(self.path)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.close()
+        self.assertNotIn(schema.table(5), tables)  # a resolution not kept
+        # It goes on from the newest bucket, into the slot of the oldest.
+        h.service.record(snapshot(T0 + 1500, 9.0))
+        h.clock.advance(60)
+        buckets = sorted({r[1] for r in stored_rows(self.path, 10)})
+        self.assertEqual(buckets, [T0 + 10 * i for i in range(51, 151)])
+        h.stop()
+        again = Harness(self, self.path, resolutions=self.small)
+        answer = again.query(["cpu.percent"], T0 + 1490, T0 + 1510, points=2)
+        self.assertEqual(answer.values["cpu.percent"]["avg"], [149.5, 9.0])
+
+
 def fill(h: Harness, days: float, series: int = 40, every: float = 60.0) -> None:
     """Record C{series} series every C{every} seconds for C{days}, flushing as it goes."""
     t = T0
