@@ -17,7 +17,6 @@ from typing import Protocol
 
 from twisted.internet.defer import ensureDeferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.server import NOT_DONE_YET, Request
@@ -27,6 +26,7 @@ from pistatsd.history.merge import Axis, Buckets, Values, axis_of, overlay, ring
 from pistatsd.history.series import flatten
 from pistatsd.numbers import integer, plain_decimal
 from pistatsd.web.responses import JSON_TYPE, JSONResource, json_error
+from pistatsd.web.turns import Turns
 
 _log = Logger()
 
@@ -163,14 +163,14 @@ class SeriesResource(JSONResource):
         @param ring: the sampler, for its last hour.
         @param reader: the store, or None when there is none (the ring answers alone).
         @param wall: the wall clock: C{to} defaults to now.
-        @param clock: the reactor, to let it turn between slices of ring decoding;
-            None decodes at once (tests).
+        @param clock: the reactor, to let it turn between slices of ring decoding
+            and of encoding (L{Turns}); None does everything at once (tests).
         """
         super().__init__()
         self._ring = ring
         self._reader = reader
         self._wall = wall
-        self._clock = clock
+        self._turns = None if clock is None else Turns(clock)
         #: Per set of names queried lately: each ring snapshot's numbers, by content.
         self._seen: OrderedDict[
             tuple[str, ...], dict[tuple[int, int], tuple[float | None, dict[str, float]]]
@@ -258,11 +258,15 @@ class SeriesResource(JSONResource):
             data: SeriesData = await self._reader.query(
                 query.names, query.start, query.end, query.points
             )
+            # Merging the store's rows took its slice: the ring, the overlay
+            # and the encoding get their own.
+            await self._turn()
             axis = axis_of(data)
             values = data.values
             if ring_from is not None and ring_from < query.end:
                 ring = await self._ring_values(axis, query.end, query.names)
                 values = overlay(values, ring, axis, ring_from)
+                await self._turn()
         return await self._encode(axis, query.end, values, query.names)
 
     async def _encode(self, axis: Axis, end: float, values: Values, names: Sequence[str]) -> bytes:
@@ -286,14 +290,19 @@ class SeriesResource(JSONResource):
             pieces.append(("," if n else "") + _dumps_text(name) + ":{")
             for f, field in enumerate(("min", "avg", "max")):
                 numbers = _finite(values.get(name, {}).get(field, blank))
-                if done + len(numbers) > ENCODE_SLICE and self._clock is not None:
-                    await deferLater(self._clock, 0, lambda: None)
+                if done + len(numbers) > ENCODE_SLICE:
+                    await self._turn()
                     done = 0
                 pieces.append(("," if f else "") + f'"{field}":' + _dumps_text(numbers))
                 done += len(numbers)
             pieces.append("}")
         pieces.append("}}")
         return "".join(pieces).encode("utf-8")
+
+    async def _turn(self) -> None:
+        """Let the reactor run other work before the next slice (see L{Turns})."""
+        if self._turns is not None:
+            await self._turns.next()
 
     def _ring_first(self) -> float | None:
         """The timestamp of the ring's oldest snapshot (one decode)."""
@@ -328,8 +337,8 @@ class SeriesResource(JSONResource):
             if when is not None and first <= when < last:
                 buckets.add(when, numbers)
             turn = (fresh and decoded % RING_SLICE == 0) or (i + 1) % RING_LOOKUPS == 0
-            if turn and self._clock is not None:
-                await deferLater(self._clock, 0, lambda: None)
+            if turn:
+                await self._turn()
         self._seen[key] = seen
         while len(self._seen) > RING_CACHES:
             self._seen.popitem(last=False)
