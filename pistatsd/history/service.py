@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from pistatsd.history import schema
 from pistatsd.history.api import HistoryBusy, Resolution, SeriesData
-from pistatsd.history.buckets import Buckets, Key, Part, combine
+from pistatsd.history.buckets import Buckets, Key, Part
 from pistatsd.history.series import flatten
 from pistatsd.history.store import FlushResult, HistoryStore, Opened, open_store
 from pistatsd.history.threads import Worker
@@ -337,27 +337,32 @@ class HistoryService(Service):
         parts in memory (the last flush interval or so) are folded in here.
         """
         count = len(range(first, stop, step))
-        cells: dict[str, list[Part | None]] = {name: [None] * count for name in names}
+        lows: dict[str, list[float | None]] = {name: [None] * count for name in names}
+        highs: dict[str, list[float | None]] = {name: [None] * count for name in names}
+        sums = {name: [0.0] * count for name in names}
+        ns = {name: [0.0] * count for name in names}
         for row_bucket, row_name, row_min, row_sum, row_max, row_n in rows:
-            cells[row_name][(row_bucket - first) // step] = [row_min, row_sum, row_max, row_n]
+            i = (row_bucket - first) // step
+            lows[row_name][i] = row_min
+            sums[row_name][i] = row_sum
+            highs[row_name][i] = row_max
+            ns[row_name][i] = row_n
         wanted = set(names)
         for pending in (self._inflight, self._buckets.parts):
-            for (s, bucket, name), part in pending.items():
+            for (s, bucket, name), (lo, total, hi, n) in pending.items():
                 if s == source and name in wanted and first <= bucket < stop:
-                    series = cells[name]
                     i = (bucket - first) // step
-                    old = series[i]
-                    if old is None:
-                        series[i] = list(part)
-                    else:
-                        combine(old, part)
+                    low, high = lows[name][i], highs[name][i]
+                    lows[name][i] = lo if low is None or lo < low else low
+                    highs[name][i] = hi if high is None or hi > high else high
+                    sums[name][i] = sums[name][i] + total if ns[name][i] else total
+                    ns[name][i] += n
         values: dict[str, dict[str, list[float | None]]] = {}
-        for name, series in cells.items():
-            values[name] = {
-                "min": [None if c is None else c[0] for c in series],
-                "avg": [None if c is None or not c[3] else c[1] / c[3] for c in series],
-                "max": [None if c is None else c[2] for c in series],
-            }
+        for name in names:
+            avg: list[float | None] = [
+                t / n if n else None for t, n in zip(sums[name], ns[name], strict=True)
+            ]
+            values[name] = {"min": lows[name], "avg": avg, "max": highs[name]}
         return SeriesData(
             start=float(first),
             end=float(end),

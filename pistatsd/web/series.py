@@ -289,11 +289,16 @@ class SeriesResource(JSONResource):
         for n, name in enumerate(names):
             pieces.append(("," if n else "") + _dumps_text(name) + ":{")
             for f, field in enumerate(("min", "avg", "max")):
-                numbers = _finite(values.get(name, {}).get(field, blank))
+                numbers = values.get(name, {}).get(field, blank)
                 if done + len(numbers) > ENCODE_SLICE:
                     await self._turn()
                     done = 0
-                pieces.append(("," if f else "") + f'"{field}":' + _dumps_text(numbers))
+                text = _dumps_text(numbers)
+                if "N" in text or "I" in text:
+                    # NaN or Infinity (a list of numbers and nulls has no other
+                    # capital letter): JSON has neither, such a value is no data.
+                    text = _dumps_text(_finite(numbers))
+                pieces.append(("," if f else "") + f'"{field}":' + text)
                 done += len(numbers)
             pieces.append("}")
         pieces.append("}}")

@@ -366,6 +366,15 @@ class QueryTests(SeriesTestCase):
         self.assertEqual((status, body), (500, {"error": "internal server error"}))
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
 
+    def test_non_finite_numbers_are_null(self) -> None:
+        """JSON has no NaN or infinity: such a stored value is no data."""
+        self.ring.fill(NOW - 60, NOW, cpu=50.0)
+        self.store.fill("disk.old", NOW - 7200, NOW - 7100, math.inf)
+        self.store.fill("disk.old", NOW - 7100, NOW - 7000, 2.0)
+        status, body = self.get(f"/stats/series?names=disk.old&from={NOW - 7200:.0f}&points=720")
+        self.assertEqual((status, body["step"]), (200, 10))
+        self.assertEqual(body["values"]["disk.old"]["max"][9:11], [None, 2.0])
+
     def test_busy_store_is_503_with_retry_after(self) -> None:
         """A store with too many queries waiting: 503 and Retry-After, nothing logged."""
         self.ring.fill(NOW - 60, NOW, cpu=50.0)
