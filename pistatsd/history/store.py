@@ -24,6 +24,7 @@ buckets first, so the coarse resolutions keep the longest stretch of time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sqlite3
@@ -106,12 +107,20 @@ def open_store(
 ) -> Opened:
     """Open (or create) the database at C{path}; a bad one is moved aside and replaced.
 
+    A full disk is not a bad file: it is not moved aside (converting an
+    older layout needs room for one table), the caller runs without history
+    until the next start.
+
     @raise OSError: when even a new file cannot be made (e.g. the directory is
-        not writable); the caller runs without history then.
+        not writable), or the disk is full; the caller runs without history then.
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         return Opened(HistoryStore(path, max_bytes, resolutions, deferred), None, None)
+    except sqlite3.OperationalError as e:
+        if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise OSError(f"cannot open {path}: the disk is full ({e})") from None
+        reason = f"{type(e).__name__}: {e}"
     except (sqlite3.Error, OSError) as e:
         reason = f"{type(e).__name__}: {e}"
     target = move_aside(path, wall())
@@ -150,7 +159,10 @@ class HistoryStore:
             (pages,) = self.db.execute("PRAGMA page_count").fetchone()
             if pages > self.max_pages:
                 # Only a conversion of an old file (or a smaller bound) gets here.
-                self.db.execute("VACUUM")
+                # Without room for the copy VACUUM makes, the shrink at each
+                # write still keeps the used pages under the bound.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    self.db.execute("VACUUM")
             self.db.execute(f"PRAGMA max_page_count={self.max_pages}")
             self.series: dict[str, int] = dict(self.db.execute("SELECT name, id FROM series"))
             self.slots: dict[int, Slots] = {r.step: self._load(r) for r in resolutions}

@@ -629,6 +629,32 @@ class CorruptFileTests(SynchronousTestCase):
         h.clock.advance(60)
         self.assertEqual(h.service.state()["pending_rows"], 0)
 
+    def test_a_full_disk_while_converting_keeps_the_file(self) -> None:
+        """A full disk is not a bad file: nothing is moved aside, the history is off
+        until the next start, and the conversion is tried again then."""
+        write_version_1(self.path, {10: [(int(T0), "cpu.percent", 1.0, 1.0, 1.0, 1)]})
+        real = schema.migrate
+
+        def full(*args: Any) -> None:
+            e = sqlite3.OperationalError("database or disk is full")
+            e.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+            raise e
+
+        schema.migrate = full  # type: ignore[assignment]
+        try:
+            h = Harness(self, self.path)
+        finally:
+            schema.migrate = real  # type: ignore[assignment]
+        self.assertFalse(h.service.state()["open"])
+        self.assertIn("the disk is full", h.service.state()["last_error"])
+        self.assertEqual(self.log.count("running without it"), 1)
+        self.assertEqual([n for n in os.listdir(self.dir) if "corrupt" in n], [])
+        h.stop()
+        again = Harness(self, self.path)
+        self.assertEqual(
+            again.query(["cpu.percent"], T0, T0 + 10).values["cpu.percent"]["avg"], [1.0]
+        )
+
 
 class FailingWriteTests(SynchronousTestCase):
     def setUp(self) -> None:
