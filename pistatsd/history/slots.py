@@ -35,13 +35,13 @@ class Slots:
         """
         @param capacity: the number of slots (the retention count).
         @param pairs: C{(slot, bucket)} as stored; slots past C{capacity} (a
-            smaller retention than when they were written) are ignored and
-            reported by L{stray}.
+            smaller retention than when they were written) and a second slot
+            of the same bucket are ignored and reported by L{stray}.
         """
         self.capacity = max(1, capacity)
         self._slot_of: dict[int, int] = {}
         self._bucket_in: dict[int, int] = {}
-        #: Slots found in the table beyond the capacity: the store deletes them.
+        #: Slots ignored (see C{pairs}): the store deletes their rows.
         self.stray: list[int] = []
         for slot, bucket in pairs:
             if 0 <= slot < self.capacity and bucket not in self._slot_of:

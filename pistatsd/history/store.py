@@ -173,15 +173,22 @@ class HistoryStore:
         self._keep = {r.step: schema.capacity(r) for r in resolutions}
 
     def _load(self, resolution: Resolution) -> Slots:
-        """The slot map of one table, as stored (the newest bucket wins a slot)."""
+        """The slot map of one table, as stored.
+
+        Every row of a slot has the slot's bucket (a write that gives a slot to
+        a new bucket removes the rows it does not overwrite); should a file say
+        otherwise, the newest bucket keeps the slot and the other rows go, so
+        that no query can read them.  Slots beyond the count (a shorter
+        retention than when they were written) go too.
+        """
         name = schema.table(resolution.step)
-        slots = Slots(
-            schema.capacity(resolution),
-            self.db.execute(f"SELECT slot, max(bucket) FROM {name} GROUP BY slot"),
-        )
-        if slots.stray:
-            # A retention made shorter since these rows were written.
-            self.db.execute(f"DELETE FROM {name} WHERE slot >= ?", (slots.capacity,))
+        rows = self.db.execute(
+            f"SELECT slot, min(bucket), max(bucket) FROM {name} GROUP BY slot"
+        ).fetchall()
+        slots = Slots(schema.capacity(resolution), ((slot, hi) for slot, _, hi in rows))
+        mixed = [(slot, hi) for slot, lo, hi in rows if lo != hi and slots.slot(hi) == slot]
+        self.db.executemany(f"DELETE FROM {name} WHERE slot = ? AND bucket <> ?", mixed)
+        self.db.executemany(f"DELETE FROM {name} WHERE slot = ?", [(s,) for s in slots.stray])
         return slots
 
     @property
@@ -331,17 +338,18 @@ class HistoryStore:
             batch: list[tuple[int, int, int, float, float, float, float]] = []
             taken: dict[int, int] = {}
             for bucket in sorted(by_bucket):
+                new = slots.slot(bucket) is None
                 placed = slots.place(bucket)
                 if placed is None:
                     continue  # older than every bucket of a full table
-                slot, evicted = placed
-                if evicted is not None or slot in taken:
+                slot, _ = placed
+                if new:
                     taken[slot] = bucket  # the last bucket given a slot keeps it
                 for sid, lo, total, hi, n in by_bucket[bucket]:
                     batch.append((slot, sid, bucket, lo, total, hi, n))
             self.db.executemany(schema.upsert_sql(step), batch)
-            # Rows of the evicted bucket that this one did not overwrite (a
-            # series without a sample in it) must not stay in its slot.
+            # Rows of the bucket that had the slot that this one did not
+            # overwrite (a series without a sample in it) must not stay.
             self.db.executemany(
                 f"DELETE FROM {schema.table(step)} WHERE slot = ? AND bucket <> ?",
                 list(taken.items()),

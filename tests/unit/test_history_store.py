@@ -489,6 +489,29 @@ class SlotTableTests(SynchronousTestCase):
         self.assertEqual([r for r in stored_rows(self.path, 10) if r[0] == "memory.percent"], [])
         self.assertEqual(len(stored_rows(self.path, 10)), 100)
 
+    def test_rows_that_do_not_match_their_slot_are_removed_at_open(self) -> None:
+        """Should a file hold rows of another bucket in a slot, a bucket in two slots,
+        or slots past the count, opening it leaves one bucket per slot."""
+        h = Harness(self, self.path, resolutions=self.small)
+        for i in range(3):
+            h.service.record(snapshot(T0 + 10 * i, 1.0))
+        h.stop()
+        db = sqlite3.connect(self.path, isolation_level=None)
+        sid = db.execute("SELECT id FROM series WHERE name = 'cpu.percent'").fetchone()[0]
+        other = db.execute("INSERT INTO series (name) VALUES ('swap.percent')").lastrowid
+        insert = "INSERT INTO points_10 VALUES (?, ?, ?, 100, 100, 100, 1)"
+        db.execute(insert, (1, other, int(T0) - 10))  # another bucket in slot 1
+        db.execute(insert, (5, sid, int(T0)))  # T0 again, in slot 5
+        db.execute(insert, (500, sid, int(T0) + 50))  # past the 100 slots
+        db.close()
+        again = Harness(self, self.path, resolutions=self.small)
+        rows = stored_rows(self.path, 10)
+        self.assertEqual(sorted({r[1] for r in rows}), [T0, T0 + 10, T0 + 20])
+        self.assertEqual(len(rows), 6)
+        answer = again.query(["cpu.percent", "swap.percent"], T0 - 10, T0 + 60, points=7)
+        self.assertEqual(answer.values["swap.percent"]["avg"][:4], [None] * 4)
+        self.assertEqual(answer.values["cpu.percent"]["avg"][:4], [None, 1.0, 1.0, 1.0])
+
     def test_version_1_file_is_converted_and_answers_the_same(self) -> None:
         write_version_1(
             self.path,
