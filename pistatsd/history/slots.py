@@ -18,13 +18,15 @@ older than every stored one is not kept (what was stored before the jump
 stays).  A bucket is never looked up by slot arithmetic: the slot of a
 bucket is what this map says, and readers check the stored bucket too.
 
-The map is kept in memory (two dicts and a sorted list per resolution, about
-a megabyte at defaults); a write that fails is undone with L{Slots.rollback}.
+The map is kept in memory in two arrays of machine integers and a byte per
+slot (about 0.6 MB at defaults, not a dict of Python ints); a write that
+fails is undone with L{Slots.rollback}.
 """
 
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Iterable
 
 
@@ -34,73 +36,80 @@ class Slots:
     def __init__(self, capacity: int, pairs: Iterable[tuple[int, int]] = ()) -> None:
         """
         @param capacity: the number of slots (the retention count).
-        @param pairs: C{(slot, bucket)} as stored; slots past C{capacity} (a
-            smaller retention than when they were written) and a second slot
-            of the same bucket are ignored and reported by L{stray}.
+        @param pairs: C{(slot, bucket)} as stored, one per slot; slots past
+            C{capacity} (a smaller retention than when they were written) and
+            a second slot of the same bucket are ignored and reported by
+            L{stray}.
         """
         self.capacity = max(1, capacity)
-        self._slot_of: dict[int, int] = {}
-        self._bucket_in: dict[int, int] = {}
+        #: The stored buckets, oldest first.
+        self.buckets = array("q")
+        #: The slot of each of L{buckets}, in the same order.
+        self._slots = array("q")
+        self._used = bytearray(self.capacity)
         #: Slots ignored (see C{pairs}): the store deletes their rows.
         self.stray: list[int] = []
-        for slot, bucket in pairs:
-            if 0 <= slot < self.capacity and bucket not in self._slot_of:
-                self._slot_of[bucket] = slot
-                self._bucket_in[slot] = bucket
+        for slot, bucket in sorted(pairs, key=lambda pair: (pair[1], pair[0])):
+            duplicate = bool(self.buckets) and self.buckets[-1] == bucket
+            if 0 <= slot < self.capacity and not duplicate:
+                self.buckets.append(bucket)
+                self._slots.append(slot)
+                self._used[slot] = 1
             else:
                 self.stray.append(slot)
-        #: The stored buckets, oldest first.
-        self.buckets: list[int] = sorted(self._slot_of)
-        self._free = set(range(self.capacity)) - set(self._bucket_in)
         self._undo: list[tuple[bool, int, int]] | None = None
 
     def __len__(self) -> int:
         return len(self.buckets)
 
+    def _index(self, bucket: int) -> int | None:
+        i = bisect.bisect_left(self.buckets, bucket)
+        return i if i < len(self.buckets) and self.buckets[i] == bucket else None
+
     def slot(self, bucket: int) -> int | None:
         """The slot holding C{bucket}, or C{None}."""
-        return self._slot_of.get(bucket)
+        i = self._index(bucket)
+        return None if i is None else self._slots[i]
 
     def place(self, bucket: int) -> tuple[int, int | None] | None:
         """The slot for C{bucket}'s rows, and the bucket it takes the slot from (whose
         rows must go), or C{None} when the table is full of newer buckets."""
-        slot = self._slot_of.get(bucket)
-        if slot is not None:
-            return slot, None
+        i = self._index(bucket)
+        if i is not None:
+            return self._slots[i], None
         evicted: int | None = None
-        if self._free:
-            newest = self._slot_of[self.buckets[-1]] if self.buckets else self.capacity - 1
+        if len(self.buckets) < self.capacity:
+            newest = self._slots[-1] if self.buckets else self.capacity - 1
             slot = (newest + 1) % self.capacity
-            if slot not in self._free:
-                slot = min(self._free)
+            if self._used[slot]:
+                slot = self._used.index(0)
         else:
             evicted = self.buckets[0]
             if bucket < evicted:
                 return None
-            slot = self._slot_of[evicted]
-            self._remove(evicted, slot)
+            slot = self._slots[0]
+            self._remove(0)
         self._add(bucket, slot)
         return slot, evicted
 
     def remove(self, bucket: int) -> None:
         """Forget C{bucket} (its rows are gone); its slot is free."""
-        slot = self._slot_of.get(bucket)
-        if slot is not None:
-            self._remove(bucket, slot)
+        i = self._index(bucket)
+        if i is not None:
+            self._remove(i)
 
     def remove_before(self, cutoff: int) -> None:
         """Forget every bucket older than C{cutoff}."""
-        for bucket in self.buckets[: bisect.bisect_left(self.buckets, cutoff)]:
-            self.remove(bucket)
+        for _ in range(bisect.bisect_left(self.buckets, cutoff)):
+            self._remove(0)
 
     def ranges(self, start: int, end: int) -> list[tuple[int, int]]:
         """The slots of the buckets in C{[start, end)}, as inclusive C{(first, last)}
         runs in slot order (a ring gives one or two)."""
         i = bisect.bisect_left(self.buckets, start)
         j = bisect.bisect_left(self.buckets, end)
-        slots = sorted(self._slot_of[b] for b in self.buckets[i:j])
         runs: list[tuple[int, int]] = []
-        for slot in slots:
+        for slot in sorted(self._slots[i:j]):
             if runs and runs[-1][1] == slot - 1:
                 runs[-1] = (runs[-1][0], slot)
             else:
@@ -121,29 +130,28 @@ class Slots:
         undo, self._undo = self._undo or [], None
         for added, bucket, slot in reversed(undo):
             if added:
-                self._remove(bucket, slot)
+                i = self._index(bucket)
+                assert i is not None
+                self._remove(i)
             else:
                 self._add(bucket, slot)
-        self._undo = None
 
     def _add(self, bucket: int, slot: int) -> None:
-        self._slot_of[bucket] = slot
-        self._bucket_in[slot] = bucket
-        self._free.discard(slot)
         if not self.buckets or bucket > self.buckets[-1]:
             self.buckets.append(bucket)
+            self._slots.append(slot)
         else:
-            bisect.insort(self.buckets, bucket)
+            i = bisect.bisect_left(self.buckets, bucket)
+            self.buckets.insert(i, bucket)
+            self._slots.insert(i, slot)
+        self._used[slot] = 1
         if self._undo is not None:
             self._undo.append((True, bucket, slot))
 
-    def _remove(self, bucket: int, slot: int) -> None:
-        del self._slot_of[bucket]
-        del self._bucket_in[slot]
-        self._free.add(slot)
-        if self.buckets and self.buckets[0] == bucket:
-            del self.buckets[0]
-        else:
-            del self.buckets[bisect.bisect_left(self.buckets, bucket)]
+    def _remove(self, i: int) -> None:
+        bucket, slot = self.buckets[i], self._slots[i]
+        del self.buckets[i]
+        del self._slots[i]
+        self._used[slot] = 0
         if self._undo is not None:
             self._undo.append((False, bucket, slot))

@@ -191,11 +191,6 @@ class HistoryStore:
         self.db.executemany(f"DELETE FROM {name} WHERE slot = ?", [(s,) for s in slots.stray])
         return slots
 
-    @property
-    def buckets(self) -> dict[int, list[int]]:
-        """The stored buckets of each resolution, oldest first."""
-        return {step: slots.buckets for step, slots in self.slots.items()}
-
     def _where(self, step: int, start: int, end: int) -> tuple[str, tuple[int, ...]] | None:
         """The C{WHERE} clause reading buckets C{[start, end)} of a table: the slot
         runs that hold them, and the stored bucket checked; C{None} when none is stored."""
