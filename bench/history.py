@@ -89,17 +89,20 @@ def fill(path: str, names: list[str]) -> float:
     ids = [db.execute("INSERT INTO series (name) VALUES (?)", (n,)).lastrowid for n in names]
     for resolution in schema.RESOLUTIONS:
         step = resolution.step
-        first = (NOW - resolution.keep) // step * step
+        count = schema.capacity(resolution)
+        first = NOW // step * step - (count - 1) * step
         samples = step  # one sample a second
         rows = []
-        for bucket in range(first, NOW, step):
+        for slot in range(count):  # slots in the order the store hands them out
+            bucket = first + slot * step
             for name, sid in zip(names, ids, strict=True):
                 a, b = value(name, rng), value(name, rng)
                 lo, hi = min(a, b), max(a, b)
                 rows.append(
                     (
-                        bucket,
+                        slot,
                         sid,
+                        bucket,
                         _scaled(lo),
                         _scaled((lo + hi) / 2 * samples),
                         _scaled(hi),

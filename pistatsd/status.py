@@ -48,6 +48,8 @@ HISTORY_OFF: Mapping[str, object] = {
     "last_flush_cpu_seconds": None,
     "flush_failures": 0,
     "last_error": None,
+    "queries_running": 0,
+    "queries_refused": 0,
 }
 
 #: C{/health}'s C{"mqtt"} without C{--mqtt}: the keys of

@@ -30,6 +30,10 @@ class SeriesData:
     values: dict[str, dict[str, list[float | None]]]
 
 
+class HistoryBusy(Exception):
+    """Too many queries wait for the database already: ask again shortly (a 503)."""
+
+
 class HistoryReader(Protocol):
     """Read access to the stored history; never waits on the database."""
 
@@ -45,4 +49,5 @@ class HistoryReader(Protocol):
         self, names: Sequence[str], start: float, end: float, points: int
     ) -> Deferred[SeriesData]:
         """Min, mean and max of C{names} over C{[start, end)} in at most about C{points}
-        points; unknown names fail with C{KeyError}."""
+        points; unknown names fail with C{KeyError}, and with L{HistoryBusy} while
+        too many queries are waiting."""

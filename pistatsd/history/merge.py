@@ -121,18 +121,19 @@ def overlay(store: Values, ring: Values, axis: Axis, ring_from: float | None) ->
     the store has some, else the ring's partial ones: never a gap where either
     side has data.
     """
-    times = axis.times()
     merged: Values = {}
     for name in set(store) | set(ring):
         mine = store.get(name) or empty([name], axis.count)[name]
         theirs = ring.get(name) or empty([name], axis.count)[name]
-        out: dict[str, list[float | None]] = {field: [] for field in FIELDS}
-        for i, start in enumerate(times):
-            whole = ring_from is not None and start >= ring_from
-            use_ring = theirs["avg"][i] is not None and (whole or mine["avg"][i] is None)
-            source = theirs if use_ring else mine
-            for field in FIELDS:
-                out[field].append(source[field][i])
+        out = {field: list(mine[field]) for field in FIELDS}
+        # Only buckets where the ring has a number can change: for a long
+        # range that is the last hour's few, so the rest is a copy.
+        ring_avg, store_avg = theirs["avg"], mine["avg"]
+        for i in [i for i, v in enumerate(ring_avg) if v is not None]:
+            whole = ring_from is not None and axis.start + i * axis.step >= ring_from
+            if whole or store_avg[i] is None:
+                for field in FIELDS:
+                    out[field][i] = theirs[field][i]
         merged[name] = out
     return merged
 

@@ -39,6 +39,16 @@ class HistoryCollector:
             "History writes that failed.",
             value=state["flush_failures"],
         )
+        yield GaugeMetricFamily(
+            "pistatsd_history_queries",
+            "History queries waiting for or running on the database thread.",
+            value=state["queries_running"],
+        )
+        yield CounterMetricFamily(
+            "pistatsd_history_queries_refused",
+            "History queries refused (503) because too many were waiting.",
+            value=state["queries_refused"],
+        )
         if state["last_flush"] is not None:
             yield GaugeMetricFamily(
                 "pistatsd_history_last_flush_timestamp_seconds",

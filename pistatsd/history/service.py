@@ -23,18 +23,23 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from pistatsd.history import schema
-from pistatsd.history.api import Resolution, SeriesData
-from pistatsd.history.buckets import Buckets, Key, Part, combine
+from pistatsd.history.api import HistoryBusy, Resolution, SeriesData
+from pistatsd.history.buckets import Buckets, Key, Part
 from pistatsd.history.series import flatten
 from pistatsd.history.store import FlushResult, HistoryStore, Opened, open_store
 from pistatsd.history.threads import Worker
 
 _log = Logger()
+T = TypeVar("T")
 
 T = TypeVar("T")
 
 #: Bucket parts held in memory while writes fail (about 3 hours of 40 series).
 DEFAULT_MAX_PENDING = 50_000
+#: Queries waiting for (or running on) the database thread at once; more are
+#: refused (a 503) rather than queued: each one answered costs the reactor a
+#: few milliseconds of merging and encoding, and a flush waits behind them all.
+DEFAULT_MAX_QUERIES = 8
 
 
 def _timed_write(
@@ -71,6 +76,7 @@ class HistoryService(Service):
         flush_interval: float = 60.0,
         max_bytes: int = 64 << 20,
         max_pending: int = DEFAULT_MAX_PENDING,
+        max_queries: int = DEFAULT_MAX_QUERIES,
         resolutions: tuple[Resolution, ...] = schema.RESOLUTIONS,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -100,6 +106,10 @@ class HistoryService(Service):
         self._dropping = False
         self._last_error: str | None = None
         self._unusable = False
+        self._max_queries = max_queries
+        self._queries = 0
+        self._refused = 0
+        self._refusing = False
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -301,6 +311,8 @@ class HistoryService(Service):
         for name in names:
             if name not in self._names:
                 return fail(KeyError(name))
+        if self._queries >= self._max_queries:
+            return fail(self._refuse())
         resolution = self.choose(start, end, points)
         source = resolution.step
         step = self.output_step(resolution, start, end, points)
@@ -309,9 +321,30 @@ class HistoryService(Service):
         if self._store is None:
             d: Deferred[Any] = succeed([])
         else:
-            d = self._worker.run(self._store.query, source, list(names), first, stop)
+            self._queries += 1
+            d = self._worker.run(self._store.query, source, list(names), first, stop, step)
+            d.addBoth(self._query_done)
         d.addCallback(self._answer, names, start, end, source, step, first, stop)
         return d
+
+    def _refuse(self) -> HistoryBusy:
+        self._refused += 1
+        if not self._refusing:
+            self._refusing = True
+            _log.warn(
+                "history: {limit} queries already waiting for {path}; refusing more "
+                "(counted in /health history.queries_refused)",
+                limit=self._max_queries,
+                path=self.path,
+            )
+        return HistoryBusy(f"{self._max_queries} history queries running; retry shortly")
+
+    def _query_done(self, result: T) -> T:
+        self._queries -= 1
+        if self._refusing and self._queries == 0:
+            self._refusing = False
+            _log.info("history: queries are accepted again")
+        return result
 
     def _answer(
         self,
@@ -324,38 +357,45 @@ class HistoryService(Service):
         first: int,
         stop: int,
     ) -> SeriesData:
-        """The rows of the C{source} resolution (and what waits in memory), merged
-        into buckets of C{step} (a whole number of C{source} steps)."""
-        wanted = set(names)
-        merged: dict[tuple[int, str], Part] = {}
+        """The stored rows (already merged into buckets of C{step} by the store) and
+        what waits in memory for the C{source} resolution, on one axis.
 
-        def add(bucket: int, name: str, part: Part) -> None:
-            key = (first + (bucket - first) // step * step, name)
-            old = merged.get(key)
-            if old is None:
-                merged[key] = list(part)
-            else:
-                combine(old, part)
-
+        At most one row per output bucket and series comes from the store; the
+        parts in memory (the last flush interval or so) are folded in here.
+        """
+        count = len(range(first, stop, step))
+        lows: dict[str, list[float | None]] = {name: [None] * count for name in names}
+        highs: dict[str, list[float | None]] = {name: [None] * count for name in names}
+        sums = {name: [0.0] * count for name in names}
+        ns = {name: [0.0] * count for name in names}
         for row_bucket, row_name, row_min, row_sum, row_max, row_n in rows:
-            add(row_bucket, row_name, [row_min, row_sum, row_max, float(row_n)])
+            i = (row_bucket - first) // step
+            lows[row_name][i] = row_min
+            sums[row_name][i] = row_sum
+            highs[row_name][i] = row_max
+            ns[row_name][i] = row_n
+        wanted = set(names)
         for pending in (self._inflight, self._buckets.parts):
-            for (s, bucket, name), part in pending.items():
+            for (s, bucket, name), (lo, total, hi, n) in pending.items():
                 if s == source and name in wanted and first <= bucket < stop:
-                    add(bucket, name, part)
-        axis = list(range(first, stop, step))
-        values: dict[str, dict[str, list[float | None]]] = {
-            name: {"min": [None] * len(axis), "avg": [None] * len(axis), "max": [None] * len(axis)}
-            for name in names
-        }
-        for (bucket, name), (lo, total, hi, n) in merged.items():
-            i = (bucket - first) // step
-            series = values[name]
-            series["min"][i] = lo
-            series["avg"][i] = total / n if n else None
-            series["max"][i] = hi
+                    i = (bucket - first) // step
+                    low, high = lows[name][i], highs[name][i]
+                    lows[name][i] = lo if low is None or lo < low else low
+                    highs[name][i] = hi if high is None or hi > high else high
+                    sums[name][i] = sums[name][i] + total if ns[name][i] else total
+                    ns[name][i] += n
+        values: dict[str, dict[str, list[float | None]]] = {}
+        for name in names:
+            avg: list[float | None] = [
+                t / n if n else None for t, n in zip(sums[name], ns[name], strict=True)
+            ]
+            values[name] = {"min": lows[name], "avg": avg, "max": highs[name]}
         return SeriesData(
-            start=float(first), end=float(end), step=step, t=[float(b) for b in axis], values=values
+            start=float(first),
+            end=float(end),
+            step=step,
+            t=[float(b) for b in range(first, stop, step)],
+            values=values,
         )
 
     # -- health and metrics ------------------------------------------------
@@ -377,4 +417,6 @@ class HistoryService(Service):
             "last_flush_cpu_seconds": self._last_cpu,
             "flush_failures": self._failures,
             "last_error": self._last_error,
+            "queries_running": self._queries,
+            "queries_refused": self._refused,
         }

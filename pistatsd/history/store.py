@@ -7,14 +7,14 @@ L{open_store} never gives up on a bad file: a file SQLite cannot open or
 that fails its check is moved aside (with its C{-wal} and C{-shm}) as
 C{<name>.corrupt-<time>} and a new one is made, so the daemon always starts.
 
-Retention counts buckets, not wall-clock age: each resolution keeps its
-newest C{keep / step} distinct buckets, and only a flush that adds a bucket
-beyond that count deletes the oldest ones.  A wall clock that jumps forward
-by days (a Pi without a real-time clock set by NTP) therefore deletes
-nothing at once (the old buckets go one by one as new ones come, exactly as
-if time had passed), and one that jumps back deletes nothing either (its
-buckets sort before the ones stored earlier, so once the table is full they
-are the first to go: what was stored before the jump is kept).
+Retention counts buckets, not wall-clock age: each resolution's table has
+C{keep / step} slots, and a new bucket beyond that count overwrites the
+oldest one's rows in place (L{pistatsd.history.slots}).  A wall clock that
+jumps forward by days (a Pi without a real-time clock set by NTP) therefore
+deletes nothing at once (the old buckets go one by one as new ones come,
+exactly as if time had passed), and one that jumps back deletes nothing
+either (its buckets fill free slots; once the table is full, a bucket older
+than every stored one is not kept: what was stored before the jump is).
 
 C{--history-max-mb} is a hard bound: SQLite's C{max_page_count} refuses to
 grow the file past it, and before that, when the used pages pass 90 % of
@@ -24,7 +24,7 @@ buckets first, so the coarse resolutions keep the longest stretch of time.
 
 from __future__ import annotations
 
-import bisect
+import contextlib
 import math
 import os
 import sqlite3
@@ -36,6 +36,7 @@ from attrs import frozen
 from pistatsd.history import schema
 from pistatsd.history.api import Resolution
 from pistatsd.history.buckets import Key, Part
+from pistatsd.history.slots import Slots
 
 #: Numbers are stored in hundredths, rounded (37.25 % as 3725): SQLite keeps
 #: a whole number in a REAL column as a 1 to 6 byte integer instead of an
@@ -43,8 +44,8 @@ from pistatsd.history.buckets import Key, Part
 #: written alike).  0.01 of a unit (per cent, degree, byte per second, volt)
 #: is finer than anything the snapshot measures.
 SCALE = 100
-#: Seconds of buckets past the retention count that trigger a prune.
-PRUNE_EVERY = 3600
+#: Slot runs a query names; beyond, it reads the whole table (checking buckets).
+MAX_RUNS = 16
 #: Used pages past this fraction of the bound start a shrink.
 SHRINK_AT = 0.9
 #: Each shrink round keeps this fraction of the most any resolution keeps.
@@ -106,12 +107,20 @@ def open_store(
 ) -> Opened:
     """Open (or create) the database at C{path}; a bad one is moved aside and replaced.
 
+    A full disk is not a bad file: it is not moved aside (converting an
+    older layout needs room for one table), the caller runs without history
+    until the next start.
+
     @raise OSError: when even a new file cannot be made (e.g. the directory is
-        not writable); the caller runs without history then.
+        not writable), or the disk is full; the caller runs without history then.
     """
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         return Opened(HistoryStore(path, max_bytes, resolutions, deferred), None, None)
+    except sqlite3.OperationalError as e:
+        if getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            raise OSError(f"cannot open {path}: the disk is full ({e})") from None
+        reason = f"{type(e).__name__}: {e}"
     except (sqlite3.Error, OSError) as e:
         reason = f"{type(e).__name__}: {e}"
     target = move_aside(path, wall())
@@ -122,7 +131,7 @@ def open_store(
 
 
 class HistoryStore:
-    """One connection and what it knows of the file (series ids, buckets per table)."""
+    """One connection and what it knows of the file (series ids, slots per table)."""
 
     def __init__(
         self,
@@ -147,29 +156,52 @@ class HistoryStore:
             if check != [("ok",)]:
                 raise CorruptDatabase("; ".join(str(row[0]) for row in check[:3]))
             schema.create(self.db, resolutions)
+            (pages,) = self.db.execute("PRAGMA page_count").fetchone()
+            if pages > self.max_pages:
+                # Only a conversion of an old file (or a smaller bound) gets here.
+                # Without room for the copy VACUUM makes, the shrink at each
+                # write still keeps the used pages under the bound.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    self.db.execute("VACUUM")
             self.db.execute(f"PRAGMA max_page_count={self.max_pages}")
             self.series: dict[str, int] = dict(self.db.execute("SELECT name, id FROM series"))
-            self.buckets: dict[int, list[int]] = {
-                r.step: [
-                    row[0]
-                    for row in self.db.execute(
-                        f"SELECT DISTINCT bucket FROM {schema.table(r.step)} ORDER BY bucket"
-                    )
-                ]
-                for r in resolutions
-            }
+            self.slots: dict[int, Slots] = {r.step: self._load(r) for r in resolutions}
             self._rebuild(deferred or {})
         except BaseException:
             self.db.close()
             raise
-        self._keep = {r.step: max(1, r.keep // r.step) for r in resolutions}
-        # Pruning waits until about an hour's buckets (at most a tenth of the
-        # count) are over the count: one
-        # delete of whole pages an hour instead of a few rows at every flush,
-        # which would dirty (and write) the head pages of each table each time.
-        self._slack = {
-            step: max(1, min(PRUNE_EVERY // step, keep // 10)) for step, keep in self._keep.items()
-        }
+        self._keep = {r.step: schema.capacity(r) for r in resolutions}
+
+    def _load(self, resolution: Resolution) -> Slots:
+        """The slot map of one table, as stored.
+
+        Every row of a slot has the slot's bucket (a write that gives a slot to
+        a new bucket removes the rows it does not overwrite); should a file say
+        otherwise, the newest bucket keeps the slot and the other rows go, so
+        that no query can read them.  Slots beyond the count (a shorter
+        retention than when they were written) go too.
+        """
+        name = schema.table(resolution.step)
+        rows = self.db.execute(
+            f"SELECT slot, min(bucket), max(bucket) FROM {name} GROUP BY slot"
+        ).fetchall()
+        slots = Slots(schema.capacity(resolution), ((slot, hi) for slot, _, hi in rows))
+        mixed = [(slot, hi) for slot, lo, hi in rows if lo != hi and slots.slot(hi) == slot]
+        self.db.executemany(f"DELETE FROM {name} WHERE slot = ? AND bucket <> ?", mixed)
+        self.db.executemany(f"DELETE FROM {name} WHERE slot = ?", [(s,) for s in slots.stray])
+        return slots
+
+    def _where(self, step: int, start: int, end: int) -> tuple[str, tuple[int, ...]] | None:
+        """The C{WHERE} clause reading buckets C{[start, end)} of a table: the slot
+        runs that hold them, and the stored bucket checked; C{None} when none is stored."""
+        runs = self.slots[step].ranges(start, end)
+        if not runs:
+            return None
+        if len(runs) > MAX_RUNS:
+            return "bucket >= ? AND bucket < ?", (start, end)
+        ors = " OR ".join(["slot BETWEEN ? AND ?"] * len(runs))
+        flat = tuple(x for run in runs for x in run)
+        return f"({ors}) AND bucket >= ? AND bucket < ?", (*flat, start, end)
 
     def _rebuild(self, deferred: Mapping[int, int]) -> None:
         """Recompute the open bucket of each deferred resolution from its source."""
@@ -178,31 +210,44 @@ class HistoryStore:
             return
         (latest,) = row
         self.db.execute("BEGIN IMMEDIATE")
+        for slots in self.slots.values():
+            slots.begin()
         try:
             for step, source in deferred.items():
                 bucket = int(latest // step) * step
-                rows = self.buckets.get(source)
-                if not rows or rows[0] > bucket or step not in self.buckets:
+                rows = self.slots.get(source)
+                if rows is None or not rows.buckets or rows.buckets[0] > bucket:
                     continue  # the source no longer holds all of it
-                self.db.execute(f"DELETE FROM {schema.table(step)} WHERE bucket = ?", (bucket,))
+                if step not in self.slots:
+                    continue
+                slots = self.slots[step]
+                where = self._where(source, bucket, bucket + step)
+                placed = slots.place(bucket) if where is not None else None
+                old = slots.slot(bucket) if placed is None else placed[0]
+                if old is not None:
+                    self.db.execute(f"DELETE FROM {schema.table(step)} WHERE slot = ?", (old,))
+                if placed is None or where is None:
+                    slots.remove(bucket)
+                    continue
+                slot, _ = placed
+                clause, args = where
                 added = self.db.execute(
-                    f"INSERT INTO {schema.table(step)} (bucket, series_id, min, sum, max, n) "
-                    "SELECT ?, series_id, min(min), sum(sum), max(max), sum(n) "
-                    f"FROM {schema.table(source)} WHERE bucket >= ? AND bucket < ? "
-                    "GROUP BY series_id",
-                    (bucket, bucket, bucket + step),
+                    f"INSERT INTO {schema.table(step)} "
+                    "(slot, series_id, bucket, min, sum, max, n) "
+                    "SELECT ?, series_id, ?, min(min), sum(sum), max(max), sum(n) "
+                    f"FROM {schema.table(source)} WHERE {clause} GROUP BY series_id",
+                    (slot, bucket, *args),
                 ).rowcount
-                known = self.buckets[step]
-                i = bisect.bisect_left(known, bucket)
-                present = i < len(known) and known[i] == bucket
-                if added > 0 and not present:
-                    known.insert(i, bucket)
-                elif added <= 0 and present:
-                    del known[i]
+                if added <= 0:
+                    slots.remove(bucket)
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
+            for slots in self.slots.values():
+                slots.rollback()
             raise
+        for slots in self.slots.values():
+            slots.commit()
 
     def close(self) -> None:
         self.db.close()
@@ -212,11 +257,11 @@ class HistoryStore:
 
     def oldest(self) -> float | None:
         """The oldest stored bucket of any resolution."""
-        firsts = [buckets[0] for buckets in self.buckets.values() if buckets]
+        firsts = [slots.buckets[0] for slots in self.slots.values() if slots.buckets]
         return float(min(firsts)) if firsts else None
 
     def oldest_by_step(self) -> dict[int, int | None]:
-        return {step: (b[0] if b else None) for step, b in self.buckets.items()}
+        return {step: (s.buckets[0] if s.buckets else None) for step, s in self.slots.items()}
 
     def size_bytes(self) -> int:
         """The main file's size (the WAL is bounded apart by C{journal_size_limit})."""
@@ -229,103 +274,131 @@ class HistoryStore:
         return int(pages) - int(free)
 
     def write(self, parts: Mapping[Key, Part], latest: float | None = None) -> FlushResult:
-        """Write every part in one transaction (combined with stored rows), prune, bound.
+        """Write every part in one transaction (combined with stored rows), bound.
 
         On any error the transaction is rolled back, this object is unchanged
         and the error is raised: the caller keeps the parts for the next try.
         """
         series = dict(self.series)
-        buckets = {step: list(b) for step, b in self.buckets.items()}
+        for slots in self.slots.values():
+            slots.begin()
         try:
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self._write(parts, series, buckets)
+                self._write(parts, series)
             except sqlite3.OperationalError:
                 if self.size_bytes() // schema.PAGE_SIZE < self.max_pages - 8:
                     raise  # the disk is full, not the bound
                 # The bound was hit within this flush: shrink, and try once more.
                 self.db.execute("ROLLBACK")
+                for slots in self.slots.values():
+                    slots.rollback()
+                    slots.begin()
                 series = dict(self.series)
-                buckets = {step: list(b) for step, b in self.buckets.items()}
                 self.db.execute("BEGIN IMMEDIATE")
-                self._shrink(buckets, force=True)
-                self._write(parts, series, buckets)
+                self._shrink(force=True)
+                self._write(parts, series)
             if latest is not None:
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('latest', ?)", (latest,)
                 )
-            self._prune(buckets)
-            self._shrink(buckets)
+            self._shrink()
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
+            for slots in self.slots.values():
+                slots.rollback()
             raise
-        self.series, self.buckets = series, buckets
+        for slots in self.slots.values():
+            slots.commit()
+        self.series = series
         return FlushResult(len(parts), self.size_bytes(), self.oldest())
 
-    def _write(
-        self, parts: Mapping[Key, Part], series: dict[str, int], buckets: dict[int, list[int]]
-    ) -> None:
-        rows: dict[int, list[tuple[int, int, float, float, float, float]]] = {}
+    def _write(self, parts: Mapping[Key, Part], series: dict[str, int]) -> None:
+        rows: dict[int, dict[int, list[tuple[int, float, float, float, float]]]] = {}
         for (step, bucket, name), (lo, total, hi, n) in parts.items():
+            if step not in self.slots:
+                continue  # a resolution this store does not keep
             sid = series.get(name)
             if sid is None:
                 sid = self.db.execute("INSERT INTO series (name) VALUES (?)", (name,)).lastrowid
                 assert sid is not None
                 series[name] = sid
-            rows.setdefault(step, []).append(
-                (bucket, sid, _scaled(lo), _scaled(total), _scaled(hi), n)
+            rows.setdefault(step, {}).setdefault(bucket, []).append(
+                (sid, _scaled(lo), _scaled(total), _scaled(hi), n)
             )
-        for step, batch in rows.items():
-            if step not in buckets:
-                continue  # a resolution this store does not keep
+        for step, by_bucket in rows.items():
+            slots = self.slots[step]
+            batch: list[tuple[int, int, int, float, float, float, float]] = []
+            taken: dict[int, int] = {}
+            for bucket in sorted(by_bucket):
+                new = slots.slot(bucket) is None
+                placed = slots.place(bucket)
+                if placed is None:
+                    continue  # older than every bucket of a full table
+                slot, _ = placed
+                if new:
+                    taken[slot] = bucket  # the last bucket given a slot keeps it
+                for sid, lo, total, hi, n in by_bucket[bucket]:
+                    batch.append((slot, sid, bucket, lo, total, hi, n))
             self.db.executemany(schema.upsert_sql(step), batch)
-            known = buckets[step]
-            for bucket in sorted({row[0] for row in batch}):
-                i = bisect.bisect_left(known, bucket)
-                if i == len(known) or known[i] != bucket:
-                    known.insert(i, bucket)
+            # Rows of the bucket that had the slot that this one did not
+            # overwrite (a series without a sample in it) must not stay.
+            self.db.executemany(
+                f"DELETE FROM {schema.table(step)} WHERE slot = ? AND bucket <> ?",
+                list(taken.items()),
+            )
 
-    def _delete_before(self, step: int, buckets: list[int], count: int) -> None:
+    def _delete_before(self, step: int, count: int) -> None:
         """Keep only the newest C{count} buckets of resolution C{step}."""
-        if len(buckets) <= count:
+        slots = self.slots[step]
+        if len(slots) <= count:
             return
-        cutoff = buckets[len(buckets) - count] if count > 0 else buckets[-1] + 1
-        self.db.execute(f"DELETE FROM {schema.table(step)} WHERE bucket < ?", (cutoff,))
-        del buckets[: len(buckets) - count]
+        known = slots.buckets
+        cutoff = known[len(known) - count] if count > 0 else known[-1] + 1
+        where = self._where(step, known[0], cutoff)
+        if where is not None:
+            clause, args = where
+            self.db.execute(f"DELETE FROM {schema.table(step)} WHERE {clause}", args)
+        slots.remove_before(cutoff)
 
-    def _prune(self, buckets: dict[int, list[int]]) -> None:
-        for step, known in buckets.items():
-            if len(known) > self._keep[step] + self._slack[step]:
-                self._delete_before(step, known, self._keep[step])
-
-    def _shrink(self, buckets: dict[int, list[int]], force: bool = False) -> None:
+    def _shrink(self, force: bool = False) -> None:
         """Under the size bound: the same fraction of C{keep} for every resolution."""
         rounds = 0
         while force or self.used_pages() > SHRINK_AT * self.max_pages:
             force = False
-            fraction = max(len(b) / self._keep[step] for step, b in buckets.items())
+            fraction = max(len(s) / self._keep[step] for step, s in self.slots.items())
             if fraction <= 0 or rounds > 200:
                 return
             target = fraction * SHRINK_TO
-            for step, known in buckets.items():
-                self._delete_before(step, known, math.floor(target * self._keep[step]))
+            for step in self.slots:
+                self._delete_before(step, math.floor(target * self._keep[step]))
             rounds += 1
 
     def query(
-        self, step: int, names: Sequence[str], start: int, end: int
+        self, step: int, names: Sequence[str], start: int, end: int, every: int | None = None
     ) -> list[tuple[int, str, float, float, float, int]]:
-        """Stored rows of C{names} with C{start <= bucket < end}: (bucket, name, min, sum,
-        max, n)."""
+        """Stored rows of C{names} with C{start <= bucket < end}, merged C{every} seconds
+        at a time from C{start}: (bucket, name, min, sum, max, n).
+
+        The merge is SQL's (C{GROUP BY}), so this thread builds at most one
+        tuple per output bucket and series, not one per stored row: Python
+        holds the GIL while it builds them, and the reactor waits for it.
+        Sums are added in hundredths (whole numbers, exact) and divided once.
+        """
         ids = {self.series[name]: name for name in names if name in self.series}
-        if not ids:
+        where = self._where(step, start, end) if step in self.slots else None
+        if not ids or where is None:
             return []
+        clause, args = where
+        every = step if every is None else every
         marks = ",".join("?" * len(ids))
         cursor = self.db.execute(
-            f"SELECT bucket, series_id, min, sum, max, n FROM {schema.table(step)} "
-            f"WHERE bucket >= ? AND bucket < ? AND series_id IN ({marks})",
-            (start, end, *ids),
+            "SELECT ? + (bucket - ?) / ? * ?, series_id, min(min), sum(sum), max(max), sum(n) "
+            f"FROM {schema.table(step)} WHERE {clause} AND series_id IN ({marks}) "
+            "GROUP BY 1, series_id",
+            (start, start, every, every, *args, *ids),
         )
         return [
             (b, ids[s], lo / SCALE, total / SCALE, hi / SCALE, n)

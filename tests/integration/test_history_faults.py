@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 from twisted.trial.unittest import SynchronousTestCase
@@ -19,7 +20,14 @@ from twisted.trial.unittest import SynchronousTestCase
 from tests.daemon import Daemon, fresh_state_dir
 from tests.influxd import wait_until
 from tests.real import missing
-from tests.unit.test_history_store import T0, Harness, Logged, snapshot, stored_rows
+from tests.unit.test_history_store import (
+    T0,
+    Harness,
+    Logged,
+    snapshot,
+    stored_rows,
+    write_version_1,
+)
 
 
 def mount_tmpfs(size: str) -> str:
@@ -146,6 +154,35 @@ class DaemonTests(SynchronousTestCase):
         self.assertEqual(
             len([n for n in os.listdir(state_dir) if n.startswith("history.sqlite3.corrupt-")]), 1
         )
+
+    def test_a_version_1_file_is_converted_and_served(self) -> None:
+        """A file of the layout before slots, written hours ago, under the real daemon:
+        converted at start (nothing moved aside), its rows served by /stats/series."""
+        state_dir = fresh_state_dir()
+        path = os.path.join(state_dir, "history.sqlite3")
+        start = int(time.time()) // 3600 * 3600 - 6 * 3600
+        write_version_1(
+            path,
+            {
+                10: [(start + 10 * i, "cpu.percent", 2.0, 6.0, 4.0, 2) for i in range(360)],
+                60: [(start + 60 * i, "cpu.percent", 2.0, 18.0, 4.0, 6) for i in range(60)],
+            },
+        )
+        d = Daemon(["--state-dir", state_dir, "--history-flush", "1"]).start()
+        self.addCleanup(d.stop)
+        wait_until(lambda: health(d)["last_flush"], 20, "a flush", pace=d.proc)
+        self.assertNotIn("moved aside", d.text())
+        query = f"/stats/series?names=cpu.percent&from={start}&to={start + 3600}&points=360"
+        status, _, body = d.get(query)
+        self.assertEqual(status, 200, body)
+        answer = json.loads(body)
+        self.assertEqual(answer["step"], 10)
+        self.assertEqual(answer["values"]["cpu.percent"]["avg"], [3.0] * 360)
+        db = sqlite3.connect(path)
+        try:
+            self.assertEqual(db.execute("PRAGMA user_version").fetchone(), (2,))
+        finally:
+            db.close()
 
     def test_history_off(self) -> None:
         state_dir = fresh_state_dir()

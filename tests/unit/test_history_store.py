@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from pistatsd.history import schema, store
-from pistatsd.history.api import SeriesData
+from pistatsd.history.api import HistoryBusy, SeriesData
 from pistatsd.history.metrics import HistoryCollector
 from pistatsd.history.service import HistoryService
 from pistatsd.history.threads import InlineWorker
@@ -208,6 +209,98 @@ class RollupTests(SynchronousTestCase):
         self.assertEqual(answer.values["cpu.percent"]["avg"], [1.0, None, 2.0])
 
 
+class HeldWorker:
+    """Runs each call only when the test says so, like a busy database thread."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[Deferred[Any], Callable[..., Any], tuple[object, ...]]] = []
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def run(self, f: Callable[..., Any], *args: object) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.held.append((d, f, args))
+        return d
+
+    def release(self) -> None:
+        """Run everything held so far, in order."""
+        held, self.held = self.held, []
+        for d, f, args in held:
+            d.callback(f(*args))
+
+
+class QueryTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        os.makedirs(self.mktemp())
+        self.path = os.path.join(self.mktemp(), "h.sqlite3")
+
+    def test_store_merges_in_sql_one_row_per_point_and_series(self) -> None:
+        """30 days of 15 min rows at 1000 points: the store hands over one row per
+        output bucket and series (merged by SQL), not the 2880 stored rows each."""
+        h = Harness(self, self.path)
+        for i in range(30 * 96):
+            h.service.record(snapshot(T0 + 900 * i, float(i % 7), mem=0.25 * (i % 5)))
+        h.clock.advance(60)
+        start, end = int(T0), int(T0 + 30 * DAY)
+        h.service.flush()
+        db = h.service._store
+        assert db is not None
+        resolution = h.service.choose(start, end, 1000)
+        step = h.service.output_step(resolution, start, end, 1000)
+        self.assertEqual((resolution.step, step), (900, 2700))
+        rows = db.query(900, ["cpu.percent", "memory.percent"], start, end, step)
+        self.assertEqual(len(rows), 2 * 960)
+        first = [r for r in rows if r[0] == start]
+        self.assertEqual(
+            sorted(first),
+            [
+                (start, "cpu.percent", 0.0, 3.0, 2.0, 3),
+                (start, "memory.percent", 0.0, 0.75, 0.5, 3),
+            ],
+        )
+        answer = h.query(["cpu.percent"], start, end, 1000)
+        self.assertEqual(answer.step, 2700)
+        self.assertEqual(answer.values["cpu.percent"]["avg"][:3], [1.0, 4.0, 7 / 3])
+        self.assertEqual(answer.values["cpu.percent"]["max"][:3], [2.0, 5.0, 6.0])
+
+    def test_queries_over_the_cap_are_refused_and_logged_once(self) -> None:
+        logged = Logged(self)
+        worker = HeldWorker()
+        service = HistoryService(
+            self.path, clock=Clock(), worker=worker, max_queries=2, flush_interval=60.0
+        )
+        service.startService()
+        worker.release()  # the open
+        service.record(snapshot(T0, 5.0))
+        waiting = [service.query(["cpu.percent"], T0, T0 + 60, 6) for _ in range(2)]
+        refused = [service.query(["cpu.percent"], T0, T0 + 60, 6) for _ in range(3)]
+        for d in refused:
+            self.failureResultOf(d, HistoryBusy)
+        self.assertEqual(service.state()["queries_running"], 2)
+        self.assertEqual(service.state()["queries_refused"], 3)
+        self.assertEqual(logged.count("queries already waiting"), 1)
+        worker.release()
+        for d in waiting:
+            self.assertEqual(self.successResultOf(d).values["cpu.percent"]["avg"][0], 5.0)
+        self.assertEqual(service.state()["queries_running"], 0)
+        again = service.query(["cpu.percent"], T0, T0 + 60, 6)
+        worker.release()
+        self.successResultOf(again)
+        later = [service.query(["cpu.percent"], T0, T0 + 60, 6) for _ in range(3)]
+        self.failureResultOf(later[2], HistoryBusy)
+        self.assertEqual(logged.count("queries already waiting"), 2)  # a new episode
+        worker.release()
+        self.successResultOf(later[0])
+        stopped = service.stopService()
+        while worker.held:
+            worker.release()
+        self.successResultOf(stopped)
+
+
 class ResolutionTests(SynchronousTestCase):
     def setUp(self) -> None:
         os.makedirs(self.mktemp())
@@ -294,6 +387,167 @@ class RetentionTests(SynchronousTestCase):
         )
         after = h.query(["cpu.percent"], T0 - 3 * DAY, T0 - 3 * DAY + 1000, 100)
         self.assertEqual(after.values["cpu.percent"]["avg"], [2.0] * 100)
+
+
+V1_TABLE = (
+    "CREATE TABLE {name} (bucket INTEGER NOT NULL, series_id INTEGER NOT NULL, "
+    "min REAL NOT NULL, sum REAL NOT NULL, max REAL NOT NULL, n INTEGER NOT NULL, "
+    "PRIMARY KEY (bucket, series_id)) WITHOUT ROWID"
+)
+
+
+def write_version_1(
+    path: str, rows: dict[int, list[tuple[int, str, float, float, float, int]]]
+) -> None:
+    """A file in the layout before slots: C{PRIMARY KEY (bucket, series_id)}."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA page_size=1024")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+    db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value REAL) WITHOUT ROWID")
+    ids: dict[str, int] = {}
+    for step in (10, 60, 900, 10800, 5):
+        db.execute(V1_TABLE.format(name=schema.table(step)))
+    for step, table_rows in rows.items():
+        for bucket, name, lo, total, hi, n in table_rows:
+            if name not in ids:
+                ids[name] = db.execute("INSERT INTO series (name) VALUES (?)", (name,)).lastrowid
+            db.execute(
+                f"INSERT INTO {schema.table(step)} VALUES (?, ?, ?, ?, ?, ?)",
+                (bucket, ids[name], lo * 100, total * 100, hi * 100, n),
+            )
+    db.execute("PRAGMA user_version=1")
+    db.close()
+
+
+class SlotTableTests(SynchronousTestCase):
+    """Each table is a ring of slots overwritten in place (L{pistatsd.history.slots})."""
+
+    small = (schema.Resolution(10, 1000), schema.Resolution(60, 600))
+
+    def setUp(self) -> None:
+        os.makedirs(self.mktemp())
+        self.path = os.path.join(self.mktemp(), "h.sqlite3")
+
+    def pragma(self, name: str) -> int:
+        db = sqlite3.connect(self.path)
+        try:
+            return int(db.execute(f"PRAGMA {name}").fetchone()[0])
+        finally:
+            db.close()
+
+    def test_a_full_table_is_overwritten_in_place_nothing_freed(self) -> None:
+        """Once the ring is full, new buckets overwrite the oldest rows: no row is
+        deleted, no page freed, the file does not grow."""
+        h = Harness(self, self.path, resolutions=self.small)
+        names = {f"s{i}": {"value": 1.0} for i in range(40)}
+        t = T0
+        for turn in range(4):
+            for _ in range(100):
+                h.service.record({"timestamp": t, "sensors": names})
+                t += 10
+                if (t - T0) % 60 == 0:
+                    h.clock.advance(60)
+            if turn == 1:
+                pages = self.pragma("page_count")
+        h.clock.advance(60)
+        self.assertEqual(self.pragma("freelist_count"), 0)
+        self.assertEqual(self.pragma("page_count"), pages)
+        buckets = sorted({r[1] for r in stored_rows(self.path, 10)})
+        self.assertEqual(buckets, [t - 10 * i for i in range(100, 0, -1)])
+        self.assertEqual(len(stored_rows(self.path, 10)), 100 * 40)
+
+    def test_clock_back_into_a_full_table_keeps_what_was_stored(self) -> None:
+        """A bucket older than every stored one in a full ring is not kept: the slot
+        it would share by arithmetic keeps its newer rows."""
+        roomy = (schema.Resolution(10, 1000), schema.Resolution(60, 6000))
+        h = Harness(self, self.path, resolutions=roomy)
+        for i in range(100):
+            h.service.record(snapshot(T0 + 10 * i, 1.0))
+        h.clock.advance(60)
+        for i in range(10):
+            h.service.record(snapshot(T0 - 1000 + 10 * i, 2.0))  # one ring earlier
+        h.clock.advance(60)
+        answer = h.query(["cpu.percent"], T0, T0 + 1000, points=100)
+        self.assertEqual(answer.step, 10)
+        self.assertEqual(answer.values["cpu.percent"]["avg"], [1.0] * 100)
+        self.assertEqual(sorted({r[1] for r in stored_rows(self.path, 10)})[0], T0)
+        # The coarser level had room: the 1 min rows of the jump are kept.
+        early = h.query(["cpu.percent"], T0 - 1000, T0 - 900, points=1)
+        self.assertEqual(early.step, 120)
+        self.assertEqual(set(early.values["cpu.percent"]["avg"]), {2.0})
+
+    def test_rows_of_a_series_missing_from_the_new_bucket_go(self) -> None:
+        """A series with no sample in the bucket that takes a slot leaves no stale row
+        there (it would show in a query spanning both buckets)."""
+        h = Harness(self, self.path, resolutions=self.small)
+        h.service.record(snapshot(T0, 1.0, mem=5.0))
+        for i in range(1, 101):
+            h.service.record({"timestamp": T0 + 10 * i, "cpu": {"percent": 2.0}})
+        h.clock.advance(60)
+        self.assertEqual([r for r in stored_rows(self.path, 10) if r[0] == "memory.percent"], [])
+        self.assertEqual(len(stored_rows(self.path, 10)), 100)
+
+    def test_rows_that_do_not_match_their_slot_are_removed_at_open(self) -> None:
+        """Should a file hold rows of another bucket in a slot, a bucket in two slots,
+        or slots past the count, opening it leaves one bucket per slot."""
+        h = Harness(self, self.path, resolutions=self.small)
+        for i in range(3):
+            h.service.record(snapshot(T0 + 10 * i, 1.0))
+        h.stop()
+        db = sqlite3.connect(self.path, isolation_level=None)
+        sid = db.execute("SELECT id FROM series WHERE name = 'cpu.percent'").fetchone()[0]
+        other = db.execute("INSERT INTO series (name) VALUES ('swap.percent')").lastrowid
+        insert = "INSERT INTO points_10 VALUES (?, ?, ?, 100, 100, 100, 1)"
+        db.execute(insert, (1, other, int(T0) - 10))  # another bucket in slot 1
+        db.execute(insert, (5, sid, int(T0)))  # T0 again, in slot 5
+        db.execute(insert, (500, sid, int(T0) + 50))  # past the 100 slots
+        db.close()
+        again = Harness(self, self.path, resolutions=self.small)
+        rows = stored_rows(self.path, 10)
+        self.assertEqual(sorted({r[1] for r in rows}), [T0, T0 + 10, T0 + 20])
+        self.assertEqual(len(rows), 6)
+        answer = again.query(["cpu.percent", "swap.percent"], T0 - 10, T0 + 60, points=7)
+        self.assertEqual(answer.values["swap.percent"]["avg"][:4], [None] * 4)
+        self.assertEqual(answer.values["cpu.percent"]["avg"][:4], [None, 1.0, 1.0, 1.0])
+
+    def test_version_1_file_is_converted_and_answers_the_same(self) -> None:
+        write_version_1(
+            self.path,
+            {
+                10: [(int(T0) + 10 * i, "cpu.percent", i, 2 * i + 1, i + 1, 2) for i in range(150)]
+                + [(int(T0), "memory.percent", 7.0, 14.0, 7.0, 2)],
+                60: [(int(T0), "cpu.percent", 0.0, 6.0, 5.0, 6)],
+                5: [(int(T0), "cpu.percent", 1.0, 1.0, 1.0, 1)],
+            },
+        )
+        h = Harness(self, self.path, resolutions=self.small)
+        self.assertEqual(self.pragma("user_version"), schema.SCHEMA_VERSION)
+        # The newest 100 buckets (the capacity) are kept, the oldest dropped.
+        buckets = sorted({r[1] for r in stored_rows(self.path, 10)})
+        self.assertEqual(buckets, [T0 + 10 * i for i in range(50, 150)])
+        answer = h.query(["cpu.percent"], T0 + 500, T0 + 1500, points=100)
+        self.assertEqual(answer.step, 10)
+        self.assertEqual(answer.values["cpu.percent"]["min"][:2], [50.0, 51.0])
+        self.assertEqual(answer.values["cpu.percent"]["avg"][:2], [50.5, 51.5])
+        coarse = h.query(["cpu.percent"], T0, T0 + 60, points=1)
+        self.assertEqual(coarse.values["cpu.percent"]["avg"], [1.0])
+        db = sqlite3.connect(self.path)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.close()
+        self.assertNotIn(schema.table(5), tables)  # a resolution not kept
+        # It goes on from the newest bucket, into the slot of the oldest.
+        h.service.record(snapshot(T0 + 1500, 9.0))
+        h.clock.advance(60)
+        buckets = sorted({r[1] for r in stored_rows(self.path, 10)})
+        self.assertEqual(buckets, [T0 + 10 * i for i in range(51, 151)])
+        h.stop()
+        again = Harness(self, self.path, resolutions=self.small)
+        answer = again.query(["cpu.percent"], T0 + 1490, T0 + 1510, points=2)
+        self.assertEqual(answer.values["cpu.percent"]["avg"], [149.5, 9.0])
 
 
 def fill(h: Harness, days: float, series: int = 40, every: float = 60.0) -> None:
@@ -398,6 +652,32 @@ class CorruptFileTests(SynchronousTestCase):
         h.clock.advance(60)
         self.assertEqual(h.service.state()["pending_rows"], 0)
 
+    def test_a_full_disk_while_converting_keeps_the_file(self) -> None:
+        """A full disk is not a bad file: nothing is moved aside, the history is off
+        until the next start, and the conversion is tried again then."""
+        write_version_1(self.path, {10: [(int(T0), "cpu.percent", 1.0, 1.0, 1.0, 1)]})
+        real = schema.migrate
+
+        def full(*args: Any) -> None:
+            e = sqlite3.OperationalError("database or disk is full")
+            e.sqlite_errorcode = sqlite3.SQLITE_FULL  # type: ignore[attr-defined]
+            raise e
+
+        schema.migrate = full  # type: ignore[assignment]
+        try:
+            h = Harness(self, self.path)
+        finally:
+            schema.migrate = real  # type: ignore[assignment]
+        self.assertFalse(h.service.state()["open"])
+        self.assertIn("the disk is full", h.service.state()["last_error"])
+        self.assertEqual(self.log.count("running without it"), 1)
+        self.assertEqual([n for n in os.listdir(self.dir) if "corrupt" in n], [])
+        h.stop()
+        again = Harness(self, self.path)
+        self.assertEqual(
+            again.query(["cpu.percent"], T0, T0 + 10).values["cpu.percent"]["avg"], [1.0]
+        )
+
 
 class FailingWriteTests(SynchronousTestCase):
     def setUp(self) -> None:
@@ -477,6 +757,8 @@ class HealthTests(SynchronousTestCase):
                 "pistatsd_history_pending_rows",
                 "pistatsd_history_dropped_rows",
                 "pistatsd_history_flush_failures",
+                "pistatsd_history_queries",
+                "pistatsd_history_queries_refused",
             },
         )
         h.clock.advance(60)

@@ -11,11 +11,11 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from pistatsd.history.api import Resolution, SeriesData
+from pistatsd.history.api import HistoryBusy, Resolution, SeriesData
 from pistatsd.history.merge import Axis, bucket
 from pistatsd.status import DaemonStatus
 from pistatsd.web.root import build_tree
-from pistatsd.web.series import RING_LOOKUPS, RING_SLICE
+from pistatsd.web.series import ENCODE_SLICE, RING_LOOKUPS, RING_SLICE
 from pistatsd.web.site import PistatsdSite
 from pistatsd.web.wiring import core_routes, route_table
 from tests.support import Client, build_request, request
@@ -365,6 +365,57 @@ class QueryTests(SeriesTestCase):
         status, body = self.get("/stats/series?names=cpu.percent")
         self.assertEqual((status, body), (500, {"error": "internal server error"}))
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    def test_non_finite_numbers_are_null(self) -> None:
+        """JSON has no NaN or infinity: such a stored value is no data."""
+        self.ring.fill(NOW - 60, NOW, cpu=50.0)
+        self.store.fill("disk.old", NOW - 7200, NOW - 7100, math.inf)
+        self.store.fill("disk.old", NOW - 7100, NOW - 7000, 2.0)
+        status, body = self.get(f"/stats/series?names=disk.old&from={NOW - 7200:.0f}&points=720")
+        self.assertEqual((status, body["step"]), (200, 10))
+        self.assertEqual(body["values"]["disk.old"]["max"][9:11], [None, 2.0])
+
+    def test_busy_store_is_503_with_retry_after(self) -> None:
+        """A store with too many queries waiting: 503 and Retry-After, nothing logged."""
+        self.ring.fill(NOW - 60, NOW, cpu=50.0)
+        self.store.failure = HistoryBusy("8 history queries running; retry shortly")
+        client = Client(self.site)
+        client.send(build_request("GET", "/stats/series?names=cpu.percent"))
+        self.clock.advance(0)
+        [response] = client.responses()
+        self.assertEqual(response.status, 503)
+        self.assertEqual(response.header("retry-after"), "1")
+        self.assertEqual(json.loads(response.body), {"error": str(self.store.failure)})
+        self.assertEqual(self.flushLoggedErrors(), [])
+
+    def test_large_answer_encoded_in_slices(self) -> None:
+        """A 30-day answer of three series is encoded a few lists at a time, the reactor
+        turning between, into exactly the bytes of one C{json.dumps}."""
+        start = NOW - 30 * 86400
+        for name in ("cpu.percent", "disk.old"):
+            self.store.fill(name, start, start + 86400, 12.5)
+        self.store.points["mem.x"] = [(start + 10 * i, i / 7) for i in range(8640)]
+        path = f"/stats/series?names=cpu.percent,disk.old,mem.x&from={start:.0f}&points=1000"
+        turns = []
+        call_later = self.clock.callLater
+        self.clock.callLater = lambda *a, **kw: turns.append(a[0]) or call_later(*a, **kw)
+        client = Client(self.site)
+        client.send(build_request("GET", path))
+        self.assertEqual(client.responses(), [])
+        while not client.responses():
+            self.clock.advance(0)
+        [response] = client.responses()
+        self.assertEqual(response.status, 200)
+        body = json.loads(response.body)
+        # 30 days of 15 min points: each list is longer than a slice, so the
+        # reactor turns before each of the 9 lists after the time axis (and
+        # once after the store's answer).
+        self.assertGreater(len(body["t"]), ENCODE_SLICE)
+        self.assertEqual(turns.count(0), 1 + 9)
+        expected = {key: body[key] for key in ("from", "to", "step", "t", "values")}
+        self.assertEqual(response.body, json.dumps(expected, separators=(",", ":")).encode())
+        self.assertEqual(list(body["values"]), ["cpu.percent", "disk.old", "mem.x"])
+        self.assertEqual(body["values"]["cpu.percent"]["avg"][0], 12.5)
 
 
 class BadQueryTests(SeriesTestCase):
