@@ -32,7 +32,6 @@ from pistatsd.history.threads import Worker
 _log = Logger()
 T = TypeVar("T")
 
-T = TypeVar("T")
 
 #: Bucket parts held in memory while writes fail (about 3 hours of 40 series).
 DEFAULT_MAX_PENDING = 50_000
