@@ -183,10 +183,10 @@ class AlertEngine:
         self._failing_samples.ended()
 
     def _evaluate(self, snapshot: Mapping[str, object]) -> None:
-        series = flatten(snapshot)
+        series: Mapping[str, float] = flatten(snapshot)
         figures = self._figures()
         if figures:
-            series.update(figures)
+            series = {**series, **figures}
         if len(series) != len(self._names) or not self._names.issuperset(series):
             self._names = frozenset(series)
             self._generation += 1

@@ -84,8 +84,28 @@ def _fields(out: dict[str, float], prefix: str, item: object, fields: Iterable[s
             _put(out, f"{prefix}.{field}", item.get(field))
 
 
-def flatten(snapshot: Mapping[str, object]) -> dict[str, float]:
-    """Every number the dashboard or an alert may want, by stable series name."""
+#: The snapshot flattened last, and its numbers.
+_last: tuple[Mapping[str, object], Mapping[str, float]] | None = None
+
+
+def flatten(snapshot: Mapping[str, object]) -> Mapping[str, float]:
+    """Every number the dashboard or an alert may want, by stable series name.
+
+    The sampler's observers (the history store, the alert rules) each
+    flatten the same new snapshot in turn, on the reactor thread: the last
+    answer is kept and given again for the same snapshot object, so each
+    sample is flattened once.  The answer is shared: do not change it.
+    """
+    global _last
+    last = _last
+    if last is not None and last[0] is snapshot:
+        return last[1]
+    numbers = _flatten(snapshot)
+    _last = (snapshot, numbers)
+    return numbers
+
+
+def _flatten(snapshot: Mapping[str, object]) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, part, key in _SIMPLE:
         _put(out, name, _part(snapshot, part).get(key))

@@ -129,6 +129,22 @@ class FlattenTests(SynchronousTestCase):
         self.assertEqual(flatten({}), {})
 
 
+class OnceASampleTests(SynchronousTestCase):
+    """The history and the alerts flatten the same snapshot: it is done once."""
+
+    def test_the_same_snapshot_is_flattened_once(self) -> None:
+        snapshot = {"cpu": {"percent": 12.5}}
+        first = flatten(snapshot)
+        self.assertIs(flatten(snapshot), first)
+
+    def test_a_new_snapshot_is_flattened_anew(self) -> None:
+        first = flatten({"cpu": {"percent": 12.5}})
+        second = flatten({"cpu": {"percent": 50.0}})
+        self.assertEqual((first["cpu.percent"], second["cpu.percent"]), (12.5, 50.0))
+        # Equal but not the same object: its own answer (a reused id cannot fool it).
+        self.assertIsNot(flatten({"cpu": {"percent": 50.0}}), second)
+
+
 class SplitNameTests(SynchronousTestCase):
     def test_items_with_dots(self) -> None:
         self.assertEqual(
