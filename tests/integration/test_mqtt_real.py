@@ -374,3 +374,40 @@ def test_a_daemon_without_mqtt_does_not_import_the_library(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
     assert done.stdout.strip() == b"False", done.stderr.decode()
+
+
+def test_an_alert_is_a_problem_binary_sensor_and_its_state_is_published(brokers, daemon, tmp_path):
+    broker = brokers().start()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "level").write_text("10\n")
+    config = tmp_path / "alerts.toml"
+    config.write_text('[alerts.tank]\nseries = "sensors.tank"\nabove = 50\n')
+    d = daemon(
+        *mqtt_args(broker, tmp_path, "--sensor-root", str(root), "--sample-interval", "0.2"),
+        "--config",
+        str(config),
+    )
+    body = json.dumps({"name": "tank", "path": str(root / "level")}).encode()
+    assert d.get("/api/sensors", {"Content-Type": "application/json"}, "POST", body)[0] == 201
+
+    def tank_topic() -> str | None:
+        return next((t for t, c in configs(broker).items() if c["name"] == "Alert tank"), None)
+
+    topic = broker.wait_until(tank_topic, DEADLINE, "the alert's entity")
+    entity = configs(broker)[topic]
+    assert topic.startswith("homeassistant/binary_sensor/")
+    assert entity["device_class"] == "problem"
+    assert entity["state_topic"] == STATE
+    broker.wait_until(
+        lambda: (held_state(broker) or {}).get("alerts", {}).get("tank") == "ok",
+        DEADLINE,
+        "the alert's state, ok",
+    )
+    (root / "level").write_text("60\n")
+    broker.wait_until(
+        lambda: (held_state(broker) or {}).get("alerts", {}).get("tank") == "firing",
+        DEADLINE,
+        "the alert's state, firing",
+    )
+    assert d.stop() == 0
