@@ -488,6 +488,11 @@ class Daemon:
                 "--state-dir",
                 self.tls_state,
             ]
+        elif "--state-dir" not in self.extra_args:
+            # A state dir of its own (history, sensors), never the machine's real one.
+            state = os.path.join(os.path.dirname(self.logpath), self.name + "-state")
+            os.makedirs(state, exist_ok=True)
+            cmd += ["--state-dir", state]
         cmd += self.extra_args
         # no --access-log: pistatsd writes none unless given one
         self.cmd = cmd
