@@ -36,17 +36,7 @@
     return url.href;
   }
 
-  async function getJSON(url) {
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
-    try {
-      const response = await fetch(url, { cache: "no-store", signal: abort.signal, headers: { Accept: "application/json" } });
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      return await response.json();
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const getJSON = (url) => window.pistatsdFetch.getJSON(url, FETCH_TIMEOUT_MS);
 
   const fmt = (v) => (typeof v === "number" && Number.isFinite(v) ? +v.toPrecision(4) + "" : "–");
 

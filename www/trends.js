@@ -84,23 +84,7 @@
     return url.href;
   }
 
-  async function getJSON(url) {
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
-    try {
-      const response = await fetch(url, { cache: "no-store", signal: abort.signal, headers: { Accept: "application/json" } });
-      let body = null;
-      try {
-        body = await response.json();
-      } catch (e) {
-        body = null;
-      }
-      if (!response.ok) throw new Error(`HTTP ${response.status}${body && body.error ? ": " + body.error : ""}`);
-      return body;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+  const getJSON = (url) => window.pistatsdFetch.getJSON(url, FETCH_TIMEOUT_MS);
 
   function pointsWanted() {
     const width = charts.length ? charts[0].u.width : 600;

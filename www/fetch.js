@@ -1,0 +1,26 @@
+// pistatsd dashboard, shared: fetching JSON with a deadline, for app.js,
+// trends.js and alerts.js (loaded before them; each passes its own timeout).
+// A refusal's JSON "error" (e.g. a 400 from /stats/series) is in the message.
+"use strict";
+
+window.pistatsdFetch = {
+  async getJSON(url, timeoutMs) {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), timeoutMs);
+    try {
+      const response = await fetch(url, { cache: "no-store", signal: abort.signal, headers: { Accept: "application/json" } });
+      let body = null;
+      let unreadable = null;
+      try {
+        body = await response.json();
+      } catch (e) {
+        unreadable = e;
+      }
+      if (!response.ok) throw new Error(`HTTP ${response.status}${body && body.error ? ": " + body.error : ""}`);
+      if (unreadable !== null) throw unreadable;
+      return body;
+    } finally {
+      clearTimeout(timer);
+    }
+  },
+};
