@@ -29,6 +29,7 @@ from pistatsd.optionvalues import (
     _parse_topic_prefix,
     _parse_url,
 )
+from pistatsd.secrets import SecretFileError, read_secret
 
 #: A configuration value is unusable; the message names the option.  The one
 #: start-up failure (L{StartupError}), under the name the configuration uses.
@@ -441,18 +442,10 @@ def _read_secret(
     option: str, path: str | None, env_name: str, environ: Mapping[str, str]
 ) -> str | None:
     """A secret from its file (first line, stripped) or the environment; never echoed."""
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                secret = f.readline().strip()
-        except OSError as e:
-            raise ConfigError(f"--{option}: cannot read {path}: {e.strerror}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"--{option}: {path} is not UTF-8 text") from None
-        if not secret:
-            raise ConfigError(f"--{option}: {path} is empty")
-        return secret
-    return environ.get(env_name) or None
+    try:
+        return read_secret(path, env_name, environ)
+    except SecretFileError as e:
+        raise ConfigError(f"--{option}: {e}") from None
 
 
 #: TOML tables that belong to features rather than to options (kept in L{Config.extra}).

@@ -19,6 +19,7 @@ from attrs import field, frozen
 
 from pistatsd.alerts.events import SEVERITIES, Severity
 from pistatsd.errors import StartupError
+from pistatsd.secrets import SecretFileError, read_secret
 from pistatsd.sensors.model import toml_key
 
 Kind = Literal["ntfy", "webhook", "email"]
@@ -169,21 +170,12 @@ def _addresses(value: object) -> tuple[str, ...]:
     return tuple(_address("email", v) for v in values)
 
 
-def read_secret(key: str, path: object, env_name: str, environ: Mapping[str, str]) -> str | None:
-    """A secret from its file (first line, stripped) or the environment; never echoed."""
-    if path is None:
-        return environ.get(env_name) or None
-    path = _string(key, path)
+def _secret(key: str, path: object, env_name: str, environ: Mapping[str, str]) -> str | None:
+    """A secret from the file the table names, or the environment; never echoed."""
     try:
-        with open(path, encoding="utf-8") as f:
-            secret = f.readline().strip()
-    except OSError as e:
-        raise _Invalid(f"{key}: cannot read {path}: {e.strerror}") from None
-    except UnicodeDecodeError:
-        raise _Invalid(f"{key}: {path} is not UTF-8 text") from None
-    if not secret:
-        raise _Invalid(f"{key}: {path} is empty")
-    return secret
+        return read_secret(None if path is None else _string(key, path), env_name, environ)
+    except SecretFileError as e:
+        raise _Invalid(f"{key}: {e}") from None
 
 
 def _priority(value: object) -> int:
@@ -230,7 +222,7 @@ def parse_notifier(name: str, table: object, environ: Mapping[str, str]) -> Noti
         addresses = ()
         target = _url(kind, table[kind])
         env_name = NTFY_TOKEN_ENV if kind == "ntfy" else ""
-        token = read_secret("token-file", table.get("token-file"), env_name, environ)
+        token = _secret("token-file", table.get("token-file"), env_name, environ)
     return NotifierSettings(
         name=name,
         kind=kind,
@@ -261,7 +253,7 @@ def parse_smtp(table: object, environ: Mapping[str, str]) -> SMTPSettings:
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise _Invalid("port: must be an integer from 1 to 65535")
     user = _string("user", table["user"]) if "user" in table else None
-    password = read_secret("password-file", table.get("password-file"), SMTP_PASSWORD_ENV, environ)
+    password = _secret("password-file", table.get("password-file"), SMTP_PASSWORD_ENV, environ)
     if password is not None and user is None:
         raise _Invalid("user: is required with a password")
     if user is not None and password is None:
