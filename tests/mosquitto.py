@@ -13,10 +13,10 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from typing import Any
 
+from tests.influxd import wait_until
 from tests.real import require_program
 
 
@@ -122,20 +122,8 @@ class Mosquitto:
     ) -> Any:
         """Poll C{check()} until truthy; paced by C{pace} (a process) or the broker."""
         process = pace if pace is not None else self.proc
-        deadline = time.monotonic() + timeout
-        while True:
-            last = check()
-            if last:
-                return last
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no {what} within {timeout}s (last: {last!r})\n{self.log()}")
-            assert process is not None
-            try:
-                code = process.wait(min(0.2, remaining))
-            except subprocess.TimeoutExpired:
-                continue
-            raise AssertionError(f"{process.args[0]} exited with {code} while waiting for {what}")
+        assert process is not None
+        return wait_until(check, timeout, what, pace=process, step=0.2, details=self.log)
 
     def retained(
         self,
