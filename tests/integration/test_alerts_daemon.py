@@ -45,21 +45,6 @@ def setup(tmp_path: Path) -> dict[str, Any]:
     return {"root": root, "state": state, "config": config}
 
 
-@pytest.fixture
-def daemons():
-    started: list[Daemon] = []
-
-    def start(config: Path) -> Daemon:
-        d = Daemon(["--config", str(config)]).start()
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc is not None and d.proc.poll() is None:
-            d.stop()
-
-
 def get_json(d: Daemon, path: str) -> Any:
     status, _, raw = d.get(path)
     assert status == 200, raw
@@ -96,8 +81,8 @@ def hot_history(d: Daemon) -> list[tuple[str, str, float]]:
     return [(h["from"], h["state"], h["value"]) for h in history if h["name"] == "hot"]
 
 
-def test_threshold_for_clear_and_history_across_restart(daemons, setup):
-    d = daemons(setup["config"])
+def test_threshold_for_clear_and_history_across_restart(daemon, setup):
+    d = daemon("--config", str(setup["config"]))
     body = json.dumps({"name": "room", "path": str(setup["root"] / "temp"), "scale": 0.001})
     status, _, raw = d.get("/api/sensors", JSON, "POST", body.encode())
     assert status == 201, raw
@@ -154,7 +139,7 @@ def test_threshold_for_clear_and_history_across_restart(daemons, setup):
     assert "Traceback" not in d.text()
     assert d.text().count("alert hot pending -> firing") == 1
 
-    d = daemons(setup["config"])
+    d = daemon("--config", str(setup["config"]))
     # Loaded back from the history database at start (polled: the load runs on its thread).
     deadline = time.monotonic() + 10
     while hot_history(d) != expected:
@@ -170,7 +155,7 @@ def test_threshold_for_clear_and_history_across_restart(daemons, setup):
     set_reading(setup, 36000)
     fired = wait_for(d, lambda a: a is not None and a["state"] == "firing")
     assert d.stop() == 0
-    d = daemons(setup["config"])
+    d = daemon("--config", str(setup["config"]))
     again = wait_for(d, lambda a: a is not None and a["value"] == 36.0)
     assert (again["state"], again["since"]) == ("firing", fired["since"])
     assert hot_history(d)[:2] == [("pending", "firing", 36.0), ("ok", "pending", 36.0)]
@@ -178,7 +163,7 @@ def test_threshold_for_clear_and_history_across_restart(daemons, setup):
 
 
 @pytest.mark.real
-def test_changes_reach_a_real_influxdb(influxd, daemons, tmp_path: Path):  # noqa: F811
+def test_changes_reach_a_real_influxdb(influxd, daemon, tmp_path: Path):  # noqa: F811
     """Each change is an C{alerts} point in InfluxDB (tags alert and severity)."""
     server = influxd()
     config = tmp_path / "influx.toml"
@@ -193,7 +178,7 @@ def test_changes_reach_a_real_influxdb(influxd, daemons, tmp_path: Path):  # noq
         "below = 1000000\n"
         'severity = "critical"\n'
     )
-    d = daemons(config)
+    d = daemon("--config", str(config))
     rows = server.wait_until(
         lambda: server.values(
             "SELECT state, level, value FROM alerts"

@@ -34,21 +34,6 @@ def setup(tmp_path: Path) -> dict[str, Any]:
     return {"root": root, "state": state, "config": config}
 
 
-@pytest.fixture
-def daemons():
-    started: list[Daemon] = []
-
-    def start(config: Path, env: dict[str, str] | None = None) -> Daemon:
-        d = Daemon(["--config", str(config)], env=env).start()
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        if d.proc is not None and d.proc.poll() is None:
-            d.stop()
-
-
 def call(d: Daemon, method: str, path: str, document: Any = None, **headers: str) -> Any:
     body = json.dumps(document).encode() if document is not None else None
     all_headers = dict(JSON if body is not None else {}, **headers)
@@ -67,8 +52,8 @@ def stats_sensors(d: Daemon, until: Any, timeout: float = 10.0) -> dict[str, Any
         d.get("/alive")  # one more round trip while the sampler ticks
 
 
-def test_crud_stats_and_restart(daemons, setup):
-    d = daemons(setup["config"])
+def test_crud_stats_and_restart(daemon, setup):
+    d = daemon("--config", str(setup["config"]))
     temp = str(setup["root"] / "temp")
     status, headers, document = call(
         d, "POST", "/api/sensors", {"name": "room", "path": temp, "scale": 0.001, "unit": "C"}
@@ -103,7 +88,7 @@ def test_crud_stats_and_restart(daemons, setup):
     state = sorted(p.name for p in setup["state"].iterdir())
     assert [name for name in state if not name.startswith("history.sqlite3")] == ["sensors.json"]
 
-    d = daemons(setup["config"])
+    d = daemon("--config", str(setup["config"]))
     status, _, document = call(d, "GET", "/api/sensors/room")
     assert status == 200
     assert (document["scale"], document["unit"]) == (0.01, "")
@@ -112,8 +97,8 @@ def test_crud_stats_and_restart(daemons, setup):
     assert set(section) == {"answer", "room"}
 
 
-def test_token_over_http(daemons, setup):
-    d = daemons(setup["config"], env={"PISTATSD_API_TOKEN": "s3cret"})
+def test_token_over_http(daemon, setup):
+    d = daemon("--config", str(setup["config"]), env={"PISTATSD_API_TOKEN": "s3cret"})
     document = {"name": "room", "path": str(setup["root"] / "temp")}
     status, headers, body = call(d, "POST", "/api/sensors", document)
     assert status == 401, body
@@ -124,10 +109,10 @@ def test_token_over_http(daemons, setup):
     assert "s3cret" not in d.text()
 
 
-def test_corrupt_file_at_start(daemons, setup):
+def test_corrupt_file_at_start(daemon, setup):
     setup["state"].mkdir()
     (setup["state"] / "sensors.json").write_text("{oops")
-    d = daemons(setup["config"])
+    d = daemon("--config", str(setup["config"]))
     status, _, listing = call(d, "GET", "/api/sensors")
     assert status == 200
     assert [s["name"] for s in listing["sensors"]] == ["answer"]
