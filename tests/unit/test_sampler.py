@@ -27,6 +27,12 @@ class FlakyCollector(SystemCollector):
         return super().collect(when, timestamp)
 
 
+#: Sensors enough to make a snapshot the size of a whole machine's (~3 KB).
+BUSY_SENSORS = {
+    f"sensor_{i}": {"value": 20.0 + i / 8, "unit": "C", "error": None} for i in range(40)
+}
+
+
 class SamplerTestCase(SynchronousTestCase):
     """A sampler on a Clock and a fake psutil, stopped at the end of each test."""
 
@@ -140,6 +146,16 @@ class HistoryTests(SamplerTestCase):
         self.assertEqual(self.timestamps(sampler.history(2)), [8.0, 9.0, 10.0])
         self.assertEqual(self.timestamps(sampler.history(0)), [10.0])
         self.assertEqual(len(sampler.history(1000)), 11)
+
+    def test_ringHoldsCompressedSnapshots(self) -> None:
+        """The ring's memory is a fraction of the JSON it gives back, byte for byte."""
+        sampler = self.make(interval=1.0, sections=(lambda: {"sensors": BUSY_SENSORS},))
+        self.clock.pump([1.0] * 20)
+        given = sampler.history_encoded()
+        self.assertEqual(given[-1], sampler.latest_json)
+        self.assertEqual([json.loads(g) for g in given], sampler.history())
+        kept = sum(len(packed) for _, packed in sampler._history)
+        self.assertLess(kept, sum(map(len, given)) / 2)
 
     def test_historyIsACopy(self) -> None:
         """Callers get their own list; the buffer is not theirs to change."""
