@@ -56,6 +56,8 @@
     fetches: 0,
     lastQuery: "",
     error: "",
+    /** Busy answers (503) waited out for the current range, and retries left. */
+    retries: 0,
     tailTicks: 0,
     interval: 1,
     loading: false,
@@ -92,7 +94,10 @@
   }
 
   /** Fetch [from, to] (to omitted: up to the server's now) and show it. */
-  async function load(from, to) {
+  /** A busy server (503, at most so many queries waiting) is asked again after its Retry-After. */
+  const MAX_RETRIES = 5;
+
+  async function load(from, to, retry = 0) {
     const mine = ++generation;
     state.loading = true;
     setStatus("loading…");
@@ -121,6 +126,16 @@
       showAnswer(answer);
     } catch (e) {
       if (mine !== generation) return;
+      if (e && e.status === 503 && retry < MAX_RETRIES) {
+        // Another range chosen meanwhile bumps the generation: this retry is dropped.
+        const wait = 1000 * (e.retryAfter === null ? 1 : e.retryAfter) + Math.random() * 500;
+        state.retries++;
+        setStatus("the history is busy, asking again…");
+        setTimeout(() => {
+          if (mine === generation) load(from, to, retry + 1);
+        }, wait);
+        return;
+      }
       state.loading = false;
       state.error = String(e && e.message ? e.message : e);
       setStatus(`could not load the history: ${state.error}`);
@@ -440,6 +455,7 @@
       fetches: state.fetches,
       lastQuery: state.lastQuery,
       error: state.error,
+      retries: state.retries,
       tailTicks: state.tailTicks,
       ready,
       values: Object.fromEntries(TRENDS.map((m) => [m.name, (data.values[m.name] || { avg: [] }).avg.filter((v) => v !== null).length])),

@@ -287,3 +287,40 @@ def test_trends_show_stored_data_after_restart(chromium, assets):  # noqa: F811
             await stop(second)
 
     run(go())
+
+
+BUSY_ONCE = """
+(() => {
+  const real = window.fetch.bind(window);
+  let refused = 0;
+  window.fetch = (url, options) => {
+    if (refused === 0 && String(url).includes("/stats/series?")) {
+      refused++;
+      const body = JSON.stringify({ error: "busy: too many history queries waiting" });
+      return Promise.resolve(new Response(body, {
+        status: 503, headers: { "Content-Type": "application/json", "Retry-After": "0" },
+      }));
+    }
+    return real(url, options);
+  };
+})();
+"""
+
+
+def test_trends_wait_out_a_busy_history(server, chromium):  # noqa: F811
+    """A 503 with Retry-After (the history's query cap) is asked again, not shown as an error."""
+    origin = f"http://127.0.0.1:{server.port}"
+
+    async def go() -> None:
+        async with launch(chromium) as browser:
+            page = await browser.new_page(before_load=BUSY_ONCE)
+            await page.navigate(origin + "/#range=1h")
+            done = await page.wait_for(
+                trends_when("s.retries === 1 && s.points > 0"), describe=TRENDS
+            )
+            assert done["error"] == "", done
+            assert done["fetches"] == 2, done  # the refused query and the one after it
+            assert len(series_queries(page)) == 1  # only the second reached the daemon
+            assert page.errors == []
+
+    run(go())
