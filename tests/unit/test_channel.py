@@ -334,3 +334,22 @@ class CrossSiteChangeTests(SynchronousTestCase):
             b"Origin: http://evil.example\r\nContent-Length: 0\r\n\r\n"
         )
         self.assertEqual(raw(self.site(), data).status, 403)
+
+
+class LocalAddressTests(SynchronousTestCase):
+    def test_asked_of_the_transport_once_per_connection(self) -> None:
+        """Each request knows the local address; the kernel is asked once (getsockname)."""
+        client = Client(make_site())
+        asked = []
+        real = client.transport.getHost
+
+        def get_host():
+            asked.append(1)
+            return real()
+
+        client.transport.getHost = get_host  # type: ignore[method-assign]
+        for _ in range(3):
+            client.send(b"GET /show HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        responses = client.responses()
+        self.assertEqual([r.status for r in responses], [200, 200, 200])
+        self.assertEqual(len(asked), 1)
