@@ -12,13 +12,18 @@ is skipped rather than failing the load.
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from twisted.internet.defer import Deferred
 
 from pistatsd.alerts.events import SEVERITIES, AlertChange, Severity, State
 from pistatsd.history.service import HistoryService
+
+if TYPE_CHECKING:
+    # Types only: every sqlite3 call runs on the history's database thread
+    # (L{pistatsd.history.threads.DatabaseThread}), never on the reactor.
+    import sqlite3
 
 TABLE = "alert_changes"
 #: Changes kept in the table (and loaded back at start).

@@ -10,10 +10,9 @@ memory (bounded) and is logged once until a write works again.
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, fail, succeed
@@ -28,6 +27,11 @@ from pistatsd.history.buckets import Buckets, Key, Part
 from pistatsd.history.series import flatten
 from pistatsd.history.store import FlushResult, HistoryStore, Opened, open_store
 from pistatsd.history.threads import Worker
+
+if TYPE_CHECKING:
+    # Types only: every sqlite3 call runs on the history's database thread
+    # (L{pistatsd.history.threads.DatabaseThread}), never on the reactor.
+    import sqlite3
 
 _log = Logger()
 T = TypeVar("T")
