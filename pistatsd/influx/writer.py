@@ -30,7 +30,6 @@ from twisted.internet.interfaces import (
     IReactorTime,
 )
 from twisted.internet.protocol import Protocol as _Protocol
-from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseDone
 from twisted.web.http import PotentialDataLoss
@@ -40,7 +39,6 @@ from zope.interface import implementer
 
 from pistatsd import __version__
 from pistatsd.influx.lineprotocol import PRECISION
-from pistatsd.pem import load_certificates, trust_root
 
 if TYPE_CHECKING:
     # Public in spirit (what trustRootFromCertificates returns), not exported.
@@ -402,6 +400,8 @@ class PrivateCAPolicy:
 
     def creatorForNetloc(self, hostname: bytes, port: int) -> IOpenSSLClientConnectionCreator:
         """TLS options for one connection, checking the name we connected to."""
+        from twisted.internet.ssl import optionsForClientTLS
+
         return optionsForClientTLS(hostname.decode("idna"), trustRoot=self.trust)
 
 
@@ -414,6 +414,9 @@ def tls_policy_for_cafile(cafile: str) -> PrivateCAPolicy:
     @raise ValueError: the file holds no certificate or one that does not parse.
     @raise OSError: the file cannot be read.
     """
+    # pyOpenSSL only for an https:// InfluxDB (pistatsd.footprint).
+    from pistatsd.pem import load_certificates, trust_root
+
     with open(cafile, "rb") as f:
         pem = f.read()
     return PrivateCAPolicy(trust_root(load_certificates(pem)))

@@ -38,7 +38,6 @@ from mqtt.error import MQTTStateError
 from twisted.internet.defer import Deferred, TimeoutError
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
-from twisted.internet.ssl import optionsForClientTLS
 from twisted.internet.task import LoopingCall
 from twisted.logger import (
     FilteringLogObserver,
@@ -51,7 +50,6 @@ from twisted.python.failure import Failure
 
 from pistatsd.mqtt.link import LoginRefused
 from pistatsd.mqtt.settings import Broker
-from pistatsd.pem import load_certificates, trust_root
 from pistatsd.reactors import IPistatsdReactor
 
 #: Seconds between keepalive pings; the broker sends the last will after 1.5 times it.
@@ -94,6 +92,11 @@ def broker_endpoint(
     )
     if not broker.tls:
         return endpoint
+    # pyOpenSSL only for an mqtts:// broker (pistatsd.footprint).
+    from twisted.internet.ssl import optionsForClientTLS
+
+    from pistatsd.pem import load_certificates, trust_root
+
     if cafile is not None:
         with open(cafile, "rb") as f:
             trust = trust_root(load_certificates(f.read()))

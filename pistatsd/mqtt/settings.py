@@ -15,7 +15,6 @@ import socket
 from attrs import frozen
 
 from pistatsd.errors import StartupError
-from pistatsd.pem import load_certificates
 
 #: The default ports of the two schemes (IANA: 1883 plain, 8883 over TLS).
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -115,6 +114,9 @@ def check_mqtt(config: object) -> None:
             raise StartupError("--mqtt-cafile: needs an mqtts:// broker URL")
         if not os.path.isfile(cafile):
             raise StartupError(f"--mqtt-cafile {cafile}: no such file")
+        # pyOpenSSL is imported only for a broker that speaks TLS.
+        from pistatsd.pem import load_certificates
+
         try:
             with open(cafile, "rb") as f:
                 load_certificates(f.read())
