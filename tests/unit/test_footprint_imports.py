@@ -26,9 +26,17 @@ ON_DEMAND = (
 
 class DefaultFootprintTests(SynchronousTestCase):
     def test_the_composition_root_loads_no_optional_feature(self) -> None:
-        loaded = import_closure("pistatsd.tap")
+        loaded = import_closure("pistatsd.compose")
         self.assertIn("pistatsd.influx.wiring", loaded, "the closure is followed")
         self.assertEqual(sorted(set(ON_DEMAND) & loaded), [])
+
+    def test_the_options_load_neither_the_root_nor_twisted_networking(self) -> None:
+        # twistd imports pistatsd.tap before the configuration is known; what
+        # decides on TLS (pistatsd.footprint) must run before Twisted's TCP.
+        loaded = import_closure("pistatsd.tap")
+        self.assertIn("pistatsd.startup", loaded, "the closure is followed")
+        networking = {"pistatsd.compose", "pistatsd.web.site", "twisted.internet.endpoints"}
+        self.assertEqual(sorted(networking & loaded), [])
 
     def test_the_features_do_load_them(self) -> None:
         # The check above would pass on a closure that sees nothing.
