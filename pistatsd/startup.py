@@ -11,14 +11,14 @@ import os
 import os.path
 from collections.abc import Callable, Mapping
 
-from twisted.internet.endpoints import serverFromString
-
 from pistatsd.config import Config, ConfigError, build_config
+from pistatsd.footprint import keep_tls_out
 
 
 def check_endpoints(config: Config) -> None:
     """Parse every endpoint string now, so a typo stops start-up with its option named."""
     from twisted.internet import reactor
+    from twisted.internet.endpoints import serverFromString
 
     for description in config.port:
         try:
@@ -85,6 +85,14 @@ def load(given: Mapping[str, object], environ: Mapping[str, str] = os.environ) -
 
     @param given: option name (with hyphens) to raw value, only for the
         options actually given (C{{"config": path}} for a TOML file alone).
+    The TLS libraries are left out (L{keep_tls_out}) between reading the
+    settings and checking them: the checks import Twisted's TCP support,
+    which imports pyOpenSSL if it can.
+
     @raise pistatsd.errors.StartupError: one line naming the option.
     """
-    return build_config(given, CHECKS, environ)
+    config = build_config(given, (), environ)
+    keep_tls_out(config)
+    for check in CHECKS:
+        check(config)
+    return config
