@@ -63,6 +63,11 @@ class _Consumer(Protocol):
     def resumeProducing(self) -> None: ...
 
 
+#: The base class, called by name in the overrides run for every line and
+#: request: zero-argument C{super()} builds an object at each call.
+_HTTPChannel = http.HTTPChannel
+
+
 class GuardedChannel(http.HTTPChannel):
     """An HTTP connection with answered limits, a read deadline and lingering close.
 
@@ -85,6 +90,8 @@ class GuardedChannel(http.HTTPChannel):
     _reading_since: float | None = None
     _linger: LingeringClose | None = None
     _host: IAddress | None = None
+    _peer: IAddress | None = None
+    _secure: bool | None = None
     _awaiting_request_line = True
     _head_bytes = 0
 
@@ -104,6 +111,25 @@ class GuardedChannel(http.HTTPChannel):
             assert self.transport is not None
             self._host = self.transport.getHost()
         return self._host
+
+    def getPeer(self) -> IAddress:
+        """The client's address, asked of the transport once per connection.
+
+        TCP's C{getPeer} builds a new address object at each call; the
+        head checks want it for every request.
+        """
+        if self._peer is None:
+            assert self.transport is not None
+            self._peer = self.transport.getPeer()
+        return self._peer
+
+    def isSecure(self) -> bool:
+        """Whether the transport is TLS, looked up once per connection, not per request."""
+        if self._secure is None:
+            if self.transport is None:
+                return False
+            self._secure = bool(super().isSecure())
+        return self._secure
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_deadline()
@@ -131,10 +157,14 @@ class GuardedChannel(http.HTTPChannel):
         if not self._handlingRequest:
             if self._reading_since is None:
                 self._start_reading()
-            if self.line_mode and b"\n" in data and _bare_lf(self._buffer + data):
+            if (
+                self.line_mode
+                and b"\n" in data
+                and _bare_lf(self._buffer + data if self._buffer else data)
+            ):
                 self.answer_early(Refusal(400, "request lines must end with CRLF"))
                 return
-        super().dataReceived(data)
+        _HTTPChannel.dataReceived(self, data)
 
     def lineReceived(self, line: bytes) -> None:
         if self._linger is not None:
@@ -153,7 +183,7 @@ class GuardedChannel(http.HTTPChannel):
         if b"\n" in line:
             self.answer_early(Refusal(400, "request lines must end with CRLF"))
             return
-        super().lineReceived(line)
+        _HTTPChannel.lineReceived(self, line)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if self._awaiting_request_line:
@@ -167,7 +197,7 @@ class GuardedChannel(http.HTTPChannel):
         if self._receivedHeaderCount >= self.maxHeaders:
             self.answer_early(Refusal(431, f"more than {self.maxHeaders} header lines"))
             return False
-        return bool(super().headerReceived(line))
+        return bool(_HTTPChannel.headerReceived(self, line))
 
     def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
         if header != b"Transfer-Encoding" or data.lower() != b"chunked":
@@ -184,7 +214,6 @@ class GuardedChannel(http.HTTPChannel):
     def allHeadersReceived(self) -> None:
         if self._linger is not None:
             return
-        assert self.transport is not None  # headers arrive on a connected channel
         outcome = check_head(
             self._command,
             self._path,
@@ -193,13 +222,13 @@ class GuardedChannel(http.HTTPChannel):
             hosts=self.site.hosts,
             origins=self.site.origins,
             secure=self.isSecure(),
-            peer=self.transport.getPeer(),
+            peer=self.getPeer(),
         )
         if isinstance(outcome, Refusal):
             self.answer_early(outcome)
             return
         self._path = outcome
-        super().allHeadersReceived()
+        _HTTPChannel.allHeadersReceived(self)
 
     def _send100Continue(self) -> None:
         if self._linger is None:
@@ -207,7 +236,7 @@ class GuardedChannel(http.HTTPChannel):
 
     def rawDataReceived(self, data: bytes) -> None:
         if self._linger is None:
-            super().rawDataReceived(data)
+            _HTTPChannel.rawDataReceived(self, data)
 
     def allContentReceived(self) -> None:
         if self._linger is not None:
@@ -215,7 +244,7 @@ class GuardedChannel(http.HTTPChannel):
         self._reading_since = None
         self._awaiting_request_line = True
         self._head_bytes = 0
-        super().allContentReceived()
+        _HTTPChannel.allContentReceived(self)
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         self.answer_early(Refusal(400, "malformed request"))

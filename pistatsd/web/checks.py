@@ -88,15 +88,16 @@ def check_head(
     if host_values is None and version == b"HTTP/1.1":
         return Refusal(400, "HTTP/1.1 requests need a Host header")
     host = host_values[0] if host_values else None
-    try:
-        absolute = split_absolute(target)
-    except ValueError:
-        return Refusal(400, "invalid request target")
-    if absolute is not None:
-        host, target = absolute
-        headers.setRawHeaders(b"host", [host])
-    elif not target.startswith(b"/") and target != b"*":
-        return Refusal(400, "invalid request target")
+    if not target.startswith(b"/"):  # origin-form, nearly always: nothing to split
+        try:
+            absolute = split_absolute(target)
+        except ValueError:
+            return Refusal(400, "invalid request target")
+        if absolute is not None:
+            host, target = absolute
+            headers.setRawHeaders(b"host", [host])
+        elif target != b"*":
+            return Refusal(400, "invalid request target")
     if host is not None:
         verdict = hosts.judge(host)
         if verdict is HostVerdict.INVALID:

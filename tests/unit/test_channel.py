@@ -353,3 +353,24 @@ class LocalAddressTests(SynchronousTestCase):
         responses = client.responses()
         self.assertEqual([r.status for r in responses], [200, 200, 200])
         self.assertEqual(len(asked), 1)
+
+    def test_peer_and_security_asked_once_per_connection(self) -> None:
+        """The head checks and each request want the client's address and whether
+        the connection is TLS; the transport is asked once, not per request."""
+        client = Client(make_site())
+        asked: list[str] = []
+        real = client.transport.getPeer
+
+        def get_peer():
+            asked.append("peer")
+            return real()
+
+        client.transport.getPeer = get_peer  # type: ignore[method-assign]
+        for _ in range(3):
+            client.send(b"POST /show HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n")
+        responses = client.responses()
+        self.assertEqual(len(responses), 3)
+        self.assertEqual(asked, ["peer"])
+        channel = client.channel
+        self.assertIs(channel.getPeer(), channel.getPeer())
+        self.assertFalse(channel.isSecure())
