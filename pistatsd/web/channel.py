@@ -201,7 +201,7 @@ class GuardedChannel(http.HTTPChannel):
 
     def _maybeChooseTransferDecoder(self, header: bytes, data: bytes) -> bool:
         if header != b"Transfer-Encoding" or data.lower() != b"chunked":
-            return bool(super()._maybeChooseTransferDecoder(header, data))
+            return bool(_HTTPChannel._maybeChooseTransferDecoder(self, header, data))
         if self._transferDecoder is not None:
             return bool(self._failChooseTransferDecoder())
         request = self.requests[-1]

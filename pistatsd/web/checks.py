@@ -111,9 +111,10 @@ def check_head(
         return Refusal(417, "only Expect: 100-continue is understood")
     if method not in SAFE_METHODS:
         origin = headers.getRawHeaders(b"origin")
-        seen_host, seen_secure = browser_view(headers, host, secure, peer)
+        # Only a browser sends an Origin; what it saw matters only then.
         if origin is not None and (
-            len(origin) != 1 or not origins.allows(origin[0], seen_host, seen_secure)
+            len(origin) != 1
+            or not origins.allows(origin[0], *browser_view(headers, host, secure, peer))
         ):
             return Refusal(
                 403, "pages of other origins cannot change anything here (see --allowed-origin)"
