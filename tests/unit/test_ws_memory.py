@@ -78,6 +78,26 @@ class EchoTests(WebSocketTestCase):
         client.send_binary(b"\x00\xff")
         self.assertEqual(client.pump(), ["héllo", b"\x00\xff"])
 
+    def test_messages_do_not_format_autobahn_debug_lines(self) -> None:
+        """Autobahn formats a debug line per received chunk and per frame sent,
+        logged or not; ours skip it (the formatter raises here if called)."""
+        import autobahn.twisted.websocket
+        import autobahn.websocket.protocol
+
+        def formatted(obj: object) -> str:
+            raise AssertionError(f"debug line formatted for {obj!r}")
+
+        client = self.connect()
+        server = client.server
+        sent = server.trafficStats.outgoingOctetsWireLevel
+        self.patch(autobahn.twisted.websocket, "hltype", formatted)
+        self.patch(autobahn.websocket.protocol, "hltype", formatted)
+        client.send_text("héllo")
+        self.assertEqual(client.pump(), ["héllo"])
+        self.assertEqual(
+            server.trafficStats.outgoingOctetsWireLevel, sent + 2 + len("héllo".encode())
+        )
+
     def test_limit_is_64k(self) -> None:
         client = self.connect()
         client.send_text("x" * 65536)
