@@ -69,8 +69,16 @@ def check_mqtt(config: Config) -> None:
         check(config)
 
 
-#: Every check, in the order they run: cheap ones first.
+def leave_tls_out(config: Config) -> None:
+    """Before any check: the endpoint checks import Twisted's TCP support, which
+    imports pyOpenSSL if it can (L{keep_tls_out})."""
+    keep_tls_out(config)
+
+
+#: Every step on the settings once read, in the order they run: the TLS
+#: decision first, then the checks, cheap ones first.
 CHECKS: tuple[Callable[[Config], None], ...] = (
+    leave_tls_out,
     check_paths,
     check_mqtt,
     check_endpoints,
@@ -85,14 +93,6 @@ def load(given: Mapping[str, object], environ: Mapping[str, str] = os.environ) -
 
     @param given: option name (with hyphens) to raw value, only for the
         options actually given (C{{"config": path}} for a TOML file alone).
-    The TLS libraries are left out (L{keep_tls_out}) between reading the
-    settings and checking them: the checks import Twisted's TCP support,
-    which imports pyOpenSSL if it can.
-
     @raise pistatsd.errors.StartupError: one line naming the option.
     """
-    config = build_config(given, (), environ)
-    keep_tls_out(config)
-    for check in CHECKS:
-        check(config)
-    return config
+    return build_config(given, CHECKS, environ)

@@ -87,25 +87,12 @@ class HubProtocol(WebSocketServerProtocol):
         self.trafficStats.outgoingOctetsWireLevel += len(data)
 
     def send_prepared(self, prepared: PreparedMessage) -> None:
-        """Send a message framed once for every client: straight to the transport when we can.
+        """Send a message framed once for every client (the broadcast).
 
-        What Autobahn's C{sendPreparedMessage} does for an open, uncompressed
-        connection with nothing queued, without its per-call debug-log
-        formatting, which is a measurable share of a broadcast to a thousand
-        clients.  Anything else (compression, queued frames, a closing
-        connection) goes through Autobahn.
+        Autobahn's C{sendPreparedMessage} hands the frame to L{sendData}, whose
+        fast path writes it to the transport without Autobahn's debug line.
         """
-        if (
-            self.state == self.STATE_OPEN
-            and self._perMessageCompress is None
-            and not self.send_queue
-            and self.transport is not None
-        ):
-            frame = prepared.payloadHybi
-            self.transport.write(frame)
-            self.trafficStats.outgoingOctetsWireLevel += len(frame)
-        else:
-            self.sendPreparedMessage(prepared)
+        self.sendPreparedMessage(prepared)
 
     def close_with(self, code: int, reason: str) -> None:
         """Start the closing handshake with a protocol-level code (1001, 1011).
