@@ -12,7 +12,7 @@ import os.path
 from collections.abc import Callable, Mapping
 
 from pistatsd.config import Config, ConfigError, build_config
-from pistatsd.footprint import keep_tls_out
+from pistatsd.footprint import leave_out
 
 
 def check_endpoints(config: Config) -> None:
@@ -69,16 +69,16 @@ def check_mqtt(config: Config) -> None:
         check(config)
 
 
-def leave_tls_out(config: Config) -> None:
+def leave_unused_out(config: Config) -> None:
     """Before any check: the endpoint checks import Twisted's TCP support, which
-    imports pyOpenSSL if it can (L{keep_tls_out})."""
-    keep_tls_out(config)
+    imports pyOpenSSL if it can (L{pistatsd.footprint.leave_out})."""
+    leave_out(config)
 
 
 #: Every step on the settings once read, in the order they run: the TLS
 #: decision first, then the checks, cheap ones first.
 CHECKS: tuple[Callable[[Config], None], ...] = (
-    leave_tls_out,
+    leave_unused_out,
     check_paths,
     check_mqtt,
     check_endpoints,

@@ -1,20 +1,29 @@
-"""The real daemon leaves pyOpenSSL and cryptography out unless TLS is configured.
+"""The real daemon leaves out what it does not use, and still serves what uses the rest.
 
-Read from the running process's memory map: cryptography's compiled library
-(which pyOpenSSL needs) is mapped only when something imported it.
+pyOpenSSL and cryptography unless TLS is configured; cbor2 and cffi's C
+parser, which Autobahn imports for WAMP and for its build scripts.  Read
+from the running process's memory map: a compiled library is mapped only
+when something imported it.  A fresh interpreter shows the pure-Python ones.
 """
 
 from __future__ import annotations
 
 import http.client
+import json
 import ssl
+import subprocess
+import sys
 
+import pytest
+from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect
 
 from tests.daemon import Daemon
 
 #: cryptography's compiled module; pyOpenSSL cannot load without it.
 CRYPTOGRAPHY_LIBRARY = "cryptography/hazmat/bindings/_rust"
+#: cbor2's compiled module, which Autobahn's WAMP messages import.
+CBOR2_LIBRARY = "cbor2/_cbor2"
 
 
 def mapped(d: Daemon, fragment: str) -> bool:
@@ -27,11 +36,20 @@ def test_defaults_leave_tls_out_and_still_serve_websockets(daemon):
     d = daemon()
     assert "no TLS configured: pyOpenSSL and cryptography are not loaded" in d.text()
     assert d.get("/sum?a=1&b=2")[2] == b"Sum: 3"
-    # An echo runs Autobahn's server code with its WAMP modules deferred.
+    # An echo runs Autobahn's server code with its WAMP modules deferred and
+    # pistatsd's wrappers of its compiled UTF-8 validator and unmasker.
+    long_text = "π over plain TCP, " * 40  # unmasked by the SIMD path
     with connect(f"ws://127.0.0.1:{d.port}/ws/echo", open_timeout=10) as ws:
-        ws.send("π over plain TCP")
-        assert ws.recv(timeout=10) == "π over plain TCP"
+        for message in ("π over plain TCP", long_text, bytes(range(256)) * 4):
+            ws.send(message)
+            assert ws.recv(timeout=10) == message
+        ws.send("€".encode()[:2] + b"!", text=True)
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
     assert not mapped(d, CRYPTOGRAPHY_LIBRARY)
+    assert not mapped(d, CBOR2_LIBRARY)
+    assert mapped(d, "_nvx_xormasker"), "Autobahn's compiled helpers are used"
     assert mapped(d, "_sqlite3"), "the map is read"
 
 
@@ -47,3 +65,33 @@ def test_tls_configured_loads_it_and_serves_https(daemon, tmp_path):
         assert conn.getresponse().read() == b"Sum: 3"
     finally:
         conn.close()
+
+
+#: Run in a fresh interpreter: what the daemon's finder makes of Autobahn's imports.
+FRESH_IMPORT = """
+import json, sys
+from pistatsd.config import build_config
+from pistatsd.footprint import leave_out
+leave_out(build_config({}))
+import autobahn.twisted.resource, autobahn.twisted.websocket
+from autobahn.websocket import protocol
+from pistatsd.ws import nvx
+print(json.dumps({
+    "loaded": sorted(m for m in ("pycparser", "cffi.cparser", "cbor2._cbor2", "OpenSSL")
+                     if m in sys.modules),
+    "validator": protocol.Utf8Validator is nvx.Utf8Validator,
+    "masker": protocol.create_xor_masker is nvx.create_xor_masker,
+}))
+"""
+
+
+def test_autobahn_loads_without_cffi_s_parser_cbor2_or_pyopenssl():
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH_IMPORT], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "loaded": [],
+        "validator": True,
+        "masker": True,
+    }

@@ -1,8 +1,8 @@
-"""Which configurations keep pyOpenSSL out of the daemon, and how it is kept out.
+"""What the daemon leaves unloaded, and how: pyOpenSSL without TLS, WAMP, cffi's parser.
 
-The import system of the test process is never changed: L{keep_tls_out}
-gets its own module table and finder list here.  The daemon itself is
-checked in C{tests/integration/test_footprint_daemon.py}.
+The import system of the test process is never changed: L{leave_out} gets
+its own module table and finder list here, and a fresh interpreter and the
+daemon are checked in C{tests/integration/test_footprint_daemon.py}.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from pistatsd.config import Config
-from pistatsd.footprint import LeaveOut, TLSLeftOut, keep_tls_out, tls_uses
+from pistatsd.footprint import LeaveOut, TLSLeftOut, leave_out, tls_uses
+from pistatsd.ws import nvx
 
 
 def config(**values: Any) -> Config:
@@ -39,22 +40,27 @@ class TLSUsesTests(SynchronousTestCase):
         self.assertEqual(tls_uses(config(extra=extra)), ["[notify]", "[smtp]"])
 
 
-class KeepTLSOutTests(SynchronousTestCase):
-    def test_a_configuration_without_tls_installs_one_finder(self) -> None:
+class LeaveOutInstallTests(SynchronousTestCase):
+    def test_a_configuration_without_tls_installs_one_refusing_finder(self) -> None:
         finders: list[Any] = []
-        self.assertTrue(keep_tls_out(config(), modules={}, meta_path=finders))
-        self.assertTrue(keep_tls_out(config(), modules={}, meta_path=finders))
-        self.assertEqual([type(f) for f in finders], [LeaveOut])
+        first = leave_out(config(), modules={}, meta_path=finders)
+        self.assertIs(leave_out(config(), modules={}, meta_path=finders), first)
+        self.assertEqual(finders, [first])
+        assert first is not None
+        self.assertTrue(first.refuse_tls)
 
-    def test_a_configuration_with_tls_changes_nothing(self) -> None:
+    def test_a_configuration_with_tls_still_leaves_wamp_out(self) -> None:
         finders: list[Any] = []
-        self.assertFalse(keep_tls_out(config(tls=("ssl:8443",)), modules={}, meta_path=finders))
-        self.assertEqual(finders, [])
+        finder = leave_out(config(tls=("ssl:8443",)), modules={}, meta_path=finders)
+        assert finder is not None
+        self.assertFalse(finder.refuse_tls)
+        self.assertIsNone(finder.find_spec("OpenSSL", None))
+        self.assertIsNotNone(finder.find_spec("autobahn.nvx._xormasker", None))
 
-    def test_too_late_once_twisted_tcp_or_pyopenssl_is_loaded(self) -> None:
-        for loaded in ("twisted.internet.tcp", "OpenSSL"):
+    def test_too_late_once_twisted_tcp_pyopenssl_or_autobahn_is_loaded(self) -> None:
+        for loaded in ("twisted.internet.tcp", "OpenSSL", "autobahn"):
             finders: list[Any] = []
-            self.assertFalse(keep_tls_out(config(), modules={loaded: object()}, meta_path=finders))
+            self.assertIsNone(leave_out(config(), modules={loaded: object()}, meta_path=finders))
             self.assertEqual(finders, [], loaded)
 
 
@@ -78,3 +84,16 @@ class LeaveOutTests(SynchronousTestCase):
         spec = LeaveOut().find_spec("autobahn.wamp.auth", list(wamp.submodule_search_locations))
         assert spec is not None
         self.assertIsInstance(spec.loader, importlib.util.LazyLoader)
+
+    def test_cbor2_is_loaded_lazily(self) -> None:
+        # Autobahn's WAMP messages import it to learn whether it is installed.
+        spec = LeaveOut().find_spec("cbor2", None)
+        assert spec is not None
+        self.assertIsInstance(spec.loader, importlib.util.LazyLoader)
+
+    def test_autobahn_nvx_wrappers_are_pistatsd_s(self) -> None:
+        for name in ("autobahn.nvx._utf8validator", "autobahn.nvx._xormasker"):
+            spec = LeaveOut().find_spec(name, None)
+            assert spec is not None and spec.loader is not None
+            self.assertEqual(spec.name, name)
+            self.assertIs(spec.loader.create_module(spec), nvx)
