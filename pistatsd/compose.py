@@ -11,6 +11,8 @@ TCP, web and WebSocket support) is what the configuration decides on
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.interfaces import IReactorCore
 from twisted.logger import Logger
@@ -18,6 +20,7 @@ from twisted.logger import Logger
 from pistatsd import __version__
 from pistatsd.alerts.wiring import alerts_parts
 from pistatsd.config import Config
+from pistatsd.heap import freeze_startup_heap
 from pistatsd.heartbeat import heartbeat_service
 from pistatsd.history.wiring import history_parts
 from pistatsd.influx.wiring import influx_parts
@@ -162,12 +165,21 @@ def compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
 
 class _Ready(Service):
     """Started after the listeners: marks the start time and, once the reactor
-    runs (signal handlers installed, sockets served), says the daemon is ready."""
+    runs (signal handlers installed, sockets served), freezes the start-up's
+    objects out of the garbage collector's passes (L{pistatsd.heap}) and says
+    the daemon is ready."""
 
-    def __init__(self, status: DaemonStatus, config: Config, reactor: IReactorCore) -> None:
+    def __init__(
+        self,
+        status: DaemonStatus,
+        config: Config,
+        reactor: IReactorCore,
+        freeze: Callable[[], object] = freeze_startup_heap,
+    ) -> None:
         self._status = status
         self._config = config
         self._reactor = reactor
+        self._freeze = freeze
 
     def startService(self) -> None:
         super().startService()
@@ -175,6 +187,7 @@ class _Ready(Service):
         self._reactor.callWhenRunning(self._announce)
 
     def _announce(self) -> None:
+        self._freeze()
         _log.info(
             "pistatsd {version} ready: listening on {ports}, serving {www}",
             version=__version__,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import ssl
 import subprocess
 import sys
@@ -35,6 +36,8 @@ def mapped(d: Daemon, fragment: str) -> bool:
 def test_defaults_leave_tls_out_and_still_serve_websockets(daemon):
     d = daemon()
     assert "no TLS configured: pyOpenSSL and cryptography are not loaded" in d.text()
+    frozen = re.search(r"start-up heap frozen: (\d+) objects", d.text())
+    assert frozen is not None and int(frozen[1]) > 10_000, "the start-up heap is frozen"
     assert d.get("/sum?a=1&b=2")[2] == b"Sum: 3"
     # An echo runs Autobahn's server code with its WAMP modules deferred and
     # pistatsd's wrappers of its compiled UTF-8 validator and unmasker.
