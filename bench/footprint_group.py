@@ -3,20 +3,22 @@
 Runs the shared ``../shared/bench/footprint.py`` (never copied) several times:
 
     peers     ``--only node_exporter,glances -w,netdata``, once
-    defaults  ``--only pistatsd`` with the project's twistd: footprint.py's own
-              command line (``--port``, ``--state-dir``; history on, as by default)
-    all-on    the same through a generated wrapper script that appends
+    defaults  ``--only pistatsd`` through a generated wrapper script that runs
+              the project's ``pistatsd`` command (bench/run.py's daemon_cmd: as
+              the README and the systemd unit run it) with footprint.py's own
+              options (``--port``, ``--state-dir``; history on, as by default)
+    all-on    the same, the wrapper appending
               ``--tls ssl:PORT:interface=127.0.0.1`` (self-signed certificate made
               in the state dir), ``--influx URL --influx-create-db --report-interval
               R`` (a throwaway influxd, started as in the ``influx`` group), ``--history-db
-              FILE`` and, when ``twistd pistatsd --help`` lists it, ``--mqtt
+              FILE`` and, when ``pistatsd --help`` lists it, ``--mqtt
               mqtt://127.0.0.1:PORT`` to a throwaway mosquitto
 
 and, with ``--cpu-quota F``, defaults and all-on again with the wrapper first
 putting itself into a cgroup limited to F of a core (bench/cpu_quota.py), then
-exec-ing twistd: the "Pi Zero 2-like" rows.  footprint.py builds the pistatsd
+exec-ing the daemon: the "Pi Zero 2-like" rows.  footprint.py builds the pistatsd
 command line itself and measures the process tree of what it started; the
-wrapper ends in ``exec``, so that tree is twistd's.
+wrapper ends in ``exec``, so that tree is the daemon's.
 
 Each footprint.py run gets its own TMPDIR; the monitors' logs are copied to
 ``DIR/logs/footprint-<run>/`` and the rest is removed.
@@ -116,24 +118,28 @@ class Mosquitto:
 
 
 def help_text(R, py):
-    r = R.run([*R.twistd_cmd(py), "pistatsd", "--help"], 60)
+    r = R.run([*R.daemon_cmd(py), "--help"], 60)
     return r.stdout + r.stderr
 
 
 # ----------------------------------------------------------------- wrapper
-def write_wrapper(path, twistd, args, quota=None):
-    """A /bin/sh script: (join the quota's cgroup,) exec twistd with footprint.py's
-    arguments followed by `args`."""
+def write_wrapper(path, daemon, args, quota=None):
+    """A /bin/sh script: (join the quota's cgroup,) exec the daemon's command
+    (run.daemon_cmd) with footprint.py's pistatsd options followed by `args`.
+
+    footprint.py calls its --twistd program with ``-n --pidfile= pistatsd``
+    first; the ``pistatsd`` command implies them, so they are dropped."""
     lines = [
         "#!/bin/sh",
         "# Made by bench/run.py (group footprint): footprint.py's pistatsd command line,",
         "# plus the options below.",
+        'if [ "$1 $2 $3" = "-n --pidfile= pistatsd" ]; then shift 3; fi',
     ]
     if quota is not None:
         lines.append(quota.shell_line())
     lines.append(
         'exec {} "$@" {}'.format(
-            " ".join(map(shlex.quote, twistd)), " ".join(map(shlex.quote, args))
+            " ".join(map(shlex.quote, daemon)), " ".join(map(shlex.quote, args))
         )
     )
     with open(path, "w") as f:
@@ -213,7 +219,7 @@ def run_footprint(a, R, name, only, twistd):
 def pistatsd_run(a, R, py, name, features, quota_fraction=None):
     """One pistatsd footprint: `features` 'defaults' or 'all'; under a cgroup quota
     when quota_fraction is given."""
-    twistd = R.twistd_cmd(py)
+    daemon = R.daemon_cmd(py)
     out = {"features": features}
     with contextlib.ExitStack() as stack:
         quota = None
@@ -243,18 +249,11 @@ def pistatsd_run(a, R, py, name, features, quota_fraction=None):
                 args += ["--mqtt", mq.url]
                 out["mqtt"] = mq.url
             else:
-                out["mqtt"] = "MQTT not available (no --mqtt in twistd pistatsd --help)"
+                out["mqtt"] = "MQTT not available (no --mqtt in pistatsd --help)"
             probe = TlsProbe(tls_port)
             probe.start()
-        if args or quota:
-            exe = write_wrapper(os.path.join(a.results, f"twistd-{name}.sh"), twistd, args, quota)
-            out["wrapper"] = exe
-        else:
-            exe = (
-                twistd[0]
-                if len(twistd) == 1
-                else write_wrapper(os.path.join(a.results, f"twistd-{name}.sh"), twistd, [], None)
-            )
+        exe = write_wrapper(os.path.join(a.results, f"pistatsd-{name}.sh"), daemon, args, quota)
+        out["wrapper"] = exe
         out["args"] = " ".join(args)
         res = run_footprint(a, R, name, ["pistatsd"], exe)
         out.update(res.get("pistatsd") or {"error": res.get("error", "no pistatsd row")})

@@ -432,6 +432,16 @@ def twistd_cmd(py):
     return [py, "-c", "from twisted.scripts.twistd import run; run()"]
 
 
+def daemon_cmd(py):
+    """The daemon's command before its options, as the README and the systemd unit
+    run it: the ``pistatsd`` command (twistd -n --pidfile= pistatsd without the
+    plugin scan), or twistd itself for a venv that predates it."""
+    launcher = os.path.join(os.path.dirname(py), "pistatsd")
+    if os.path.exists(launcher):
+        return [launcher]
+    return [*twistd_cmd(py), "-n", "--pidfile=", "pistatsd"]
+
+
 class Daemon:
     """One pistatsd process, pinned to core 0, on a free loopback port."""
 
@@ -457,7 +467,7 @@ class Daemon:
         self.exit = None
 
     def help_text(self):
-        r = run([*twistd_cmd(self.py), "pistatsd", "--help"], 60)
+        r = run([*daemon_cmd(self.py), "--help"], 60)
         return r.stdout + r.stderr
 
     def start(self):
@@ -467,10 +477,7 @@ class Daemon:
             "taskset",
             "-c",
             str(self.core),
-            *twistd_cmd(self.py),
-            "-n",
-            "--pidfile=",
-            "pistatsd",
+            *daemon_cmd(self.py),
             "--port",
             f"tcp:{self.port}:interface=127.0.0.1",
             "--www",

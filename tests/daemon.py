@@ -27,6 +27,8 @@ from collections.abc import Iterator, Sequence
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 READY_MARK = "ready: listening on"
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+#: The C{pistatsd} command (L{pistatsd.launcher}): twistd with pistatsd's plugin only.
+LAUNCHER = os.path.join(os.path.dirname(sys.executable), "pistatsd")
 #: Where the kernel picks the port; L{bound_ports} reads it back from the log.
 LOOPBACK = "tcp:0:interface=127.0.0.1"
 #: The line C{pistatsd.listening} logs once a listener is bound.
@@ -95,6 +97,7 @@ class Daemon:
 
     Without C{port} it listens on L{LOOPBACK} and L{port} is read from its log
     once ready; pass C{port} only to come back on a port known from before.
+    With C{launcher}, the C{pistatsd} command runs it instead of twistd.
     """
 
     def __init__(
@@ -105,12 +108,12 @@ class Daemon:
         twistd_args: Sequence[str] = ("-n", "--pidfile="),
         env: dict[str, str] | None = None,
         cwd: str | None = None,
+        launcher: bool = False,
     ) -> None:
         self.port = port
+        command = [LAUNCHER] if launcher else [TWISTD, *twistd_args, "pistatsd"]
         self.argv = [
-            TWISTD,
-            *twistd_args,
-            "pistatsd",
+            *command,
             "--port",
             LOOPBACK if port is None else f"tcp:{port}:interface=127.0.0.1",
             "--heartbeat",

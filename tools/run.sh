@@ -3,4 +3,4 @@
 set -eu
 cd "$(dirname "$0")/.."
 sh tools/bootstrap.sh
-exec "${PISTATSD_VENV:-.venv}/bin/twistd" -n --pidfile= pistatsd "$@"
+exec "${PISTATSD_VENV:-.venv}/bin/pistatsd" "$@"

@@ -32,7 +32,7 @@ from pistatsd.systemd import (
     Notifier,
     notify_address,
 )
-from tests.daemon import TWISTD, Daemon
+from tests.daemon import LAUNCHER, TWISTD, Daemon
 from tests.real import missing, require_program
 from tests.systemd_units import SERVICE, SOCKET, unit
 
@@ -103,7 +103,7 @@ def test_systemd_analyze_verify(tmp_path):
     analyze = require_program("systemd-analyze")
     # verify checks that ExecStart's program exists: point it at this venv's.
     with open(SERVICE) as f:
-        text = f.read().replace("/opt/pistatsd/bin/twistd", TWISTD)
+        text = f.read().replace("/opt/pistatsd/bin/pistatsd", LAUNCHER)
     (tmp_path / "pistatsd.service").write_text(text)
     shutil.copy(SOCKET, tmp_path / "pistatsd.socket")
     result = subprocess.run(
@@ -132,8 +132,9 @@ def shipped_command(state_dir: str, port: int) -> list[str]:
         if word == "$PISTATSD_OPTS":
             argv += opts.split()
         else:
-            argv.append(word.replace("%S", state_dir).replace("/opt/pistatsd/bin/twistd", TWISTD))
-    assert argv[0] == TWISTD, argv
+            word = word.replace("/opt/pistatsd/bin/pistatsd", LAUNCHER)
+            argv.append(word.replace("%S", state_dir))
+    assert argv[0] == LAUNCHER, argv
     return [*argv, "--heartbeat", "0"]
 
 

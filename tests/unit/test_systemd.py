@@ -9,6 +9,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
+from pistatsd.launcher import TWISTD_ARGS
 from pistatsd.systemd import (
     SystemdNotifyService,
     notify_address,
@@ -147,12 +148,9 @@ def test_service_unit_directives():
     # The process list needs every /proc/<pid>: invisible/noaccess/ptraceable would
     # leave a dynamic user its own processes only.
     assert service.get("ProtectProc", ["default"])[-1] == "default"
+    # The pistatsd command: twistd --nodaemon --pidfile= pistatsd (pistatsd.launcher).
     argv = shlex.split(one("ExecStart"))
-    assert "--nodaemon" in argv or "-n" in argv
-    assert "--pidfile=" in argv
-    assert argv[argv.index("pistatsd") + 1 : argv.index("pistatsd") + 3] == [
-        "--state-dir",
-        "%S/pistatsd",
-    ]
+    assert argv[:3] == ["/opt/pistatsd/bin/pistatsd", "--state-dir", "%S/pistatsd"]
+    assert TWISTD_ARGS == ("--nodaemon", "--pidfile=", "pistatsd")
     socket_unit = unit(SOCKET)["Socket"]
     assert socket_unit["ListenStream"] == ["0.0.0.0:8888"]
