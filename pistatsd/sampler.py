@@ -113,6 +113,7 @@ class Sampler(TimerService):
         self._clock = clock
         self._wall = wall
         self.interval = interval
+        self.history_seconds = history_seconds
         self.collector = collector if collector is not None else SystemCollector()
         self.max_pending = max_pending
         self.parts: tuple[SnapshotPart, ...] = tuple(parts)
@@ -195,6 +196,20 @@ class Sampler(TimerService):
             recent.append(packed)
         recent.reverse()
         return [zlib.decompress(packed) for packed in recent]
+
+    def history_after(self, taken: float) -> list[tuple[float, bytes]]:
+        """C{(clock time, JSON)} of the kept snapshots taken after C{taken}, oldest first.
+
+        For readers that keep what they made of the older ones (the
+        broadcast's hello): only the new snapshots are decompressed.
+        """
+        recent: list[tuple[float, bytes]] = []
+        for when, packed in reversed(self._history):
+            if when <= taken:
+                break
+            recent.append((when, packed))
+        recent.reverse()
+        return [(when, zlib.decompress(packed)) for when, packed in recent]
 
     def sample(self) -> None:
         """Take one snapshot now and publish it; never raises.

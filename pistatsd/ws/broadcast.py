@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -88,6 +89,8 @@ class Broadcaster:
         self.clients: dict[HubProtocol, None] = {}
         self._loop = Repeating(clock, self.tick, "broadcast tick")
         self._hello_cache: tuple[object, bytes] | None = None
+        #: The hello's history: (clock time, slim snapshot as JSON), oldest first.
+        self._slim: deque[tuple[float, bytes]] = deque()
         self._next_slice: IDelayedCall | None = None
         self.ticks = 0
         self.skipped = 0
@@ -120,13 +123,13 @@ class Broadcaster:
         sensors...) at once instead of waiting up to an interval for the
         first tick; the slim history does not carry those parts.  Both are
         encoded once per sample, not per client (C{latest} is the sampler's
-        own pre-encoded JSON).
+        own pre-encoded JSON), and each past snapshot is slimmed once
+        (L{_slim_history}).
         """
         latest = self._sampler.latest
         if self._hello_cache is None or self._hello_cache[0] is not latest:
-            history = [slim(s) for s in self._sampler.history(HELLO_HISTORY_SECONDS)]
             encoded = b'"history":%s,"latest":%s' % (
-                json.dumps(history, separators=(",", ":")).encode(),
+                self._slim_history(),
                 self._sampler.latest_json,
             )
             self._hello_cache = (latest, encoded)
@@ -136,6 +139,25 @@ class Broadcaster:
             repr(self.interval).encode("ascii"),
             self._hello_cache[1],
         )
+
+    def _slim_history(self) -> bytes:
+        """The last L{HELLO_HISTORY_SECONDS} of slim snapshots, as a JSON array.
+
+        Each snapshot is decompressed, slimmed and encoded once, when the
+        first hello after it is made, and kept as bytes: rebuilding five
+        minutes of them for every new sample a client connects in took
+        about 14 ms of the reactor on a 2-core x86 guest.
+        """
+        kept = self._slim
+        newest = kept[-1][0] if kept else float("-inf")
+        for taken, encoded in self._sampler.history_after(newest):
+            slimmed = slim(json.loads(encoded))
+            kept.append((taken, json.dumps(slimmed, separators=(",", ":")).encode()))
+        reach = min(HELLO_HISTORY_SECONDS, self._sampler.history_seconds)
+        since = self._clock.seconds() - reach
+        while kept and kept[0][0] < since:
+            kept.popleft()
+        return b"[" + b",".join(encoded for _, encoded in kept) + b"]"
 
     def message(self, sent: float) -> bytes:
         """This tick's message: the sampler's pre-encoded snapshot with two keys in front."""

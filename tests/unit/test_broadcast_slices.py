@@ -16,7 +16,7 @@ class SlicedFanOutTests(SynchronousTestCase):
         self.clock.advance(1000)
         self.stamp = 5000.0
         self.broadcaster = Broadcaster(
-            FakeSampler(),  # type: ignore[arg-type]
+            FakeSampler(self.clock),  # type: ignore[arg-type]
             self.clock,
             1.0,
             wall=lambda: self.stamp,

@@ -60,6 +60,12 @@ class FakeSampler:
     def history_encoded(self, seconds=None):
         return [json.dumps(s).encode() for s in self.history(seconds)]
 
+    history_seconds = 3600.0
+
+    def history_after(self, taken: float) -> list[tuple[float, bytes]]:
+        now = self.clock.seconds()
+        return [(now, json.dumps(SNAPSHOT).encode())] if taken < now else []
+
     def measure_cpu(self, seconds: float) -> Deferred:
         if len(self.pending) >= self.max_pending:
             raise TooManyMeasurements()

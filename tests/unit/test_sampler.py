@@ -345,6 +345,20 @@ def test_history_encoded_matches_history() -> None:
     sampler.stopService()
 
 
+def test_history_after_gives_what_is_newer_with_its_clock_time() -> None:
+    """The broadcast's hello asks only for what it has not slimmed yet."""
+    clock = Clock()
+    sampler = Sampler(clock, interval=1.0, history_seconds=10)
+    sampler.startService()
+    clock.pump([1.0] * 15)
+    every = sampler.history_after(float("-inf"))
+    assert [json.loads(e) for _, e in every] == sampler.history()
+    assert [when for when, _ in every] == [float(t) for t in range(5, 16)][-10:]
+    assert sampler.history_after(13.0) == every[-2:]
+    assert sampler.history_after(15.0) == []
+    sampler.stopService()
+
+
 class ObserverTests(SamplerTestCase):
     """Observers (the history store) are told of each new snapshot once, in order."""
 

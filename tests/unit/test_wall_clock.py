@@ -148,7 +148,7 @@ class BroadcastTests(SynchronousTestCase):
         self.clock = Clock()
         self.wall = Wall(self.clock)
         self.broadcaster = Broadcaster(
-            FakeSampler(), self.clock, 1.0, stuck_after=5.0, wall=self.wall
+            FakeSampler(self.clock), self.clock, 1.0, stuck_after=5.0, wall=self.wall
         )  # type: ignore[arg-type]
         self.client = FakeClient()
         self.broadcaster.join(self.client)  # type: ignore[arg-type]

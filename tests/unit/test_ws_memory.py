@@ -17,7 +17,7 @@ from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.hosts import HostPolicy, HostRules
 from pistatsd.web.routes import mount
 from pistatsd.web.site import PistatsdSite
-from pistatsd.ws.broadcast import Broadcaster, slim
+from pistatsd.ws.broadcast import HELLO_HISTORY_SECONDS, Broadcaster, slim
 from pistatsd.ws.hub import WebSocketHub
 from pistatsd.ws.origins import OriginPolicy, origin_key
 from pistatsd.ws.wiring import websocket_routes
@@ -29,12 +29,21 @@ SLIM = {"timestamp": 1.0, "cpu": {"percent": 5.0}}
 
 
 class FakeSampler:
-    def __init__(self) -> None:
+    """Two snapshots kept, taken a second apart just before the test's start."""
+
+    history_seconds = 3600.0
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
         self.latest = SNAPSHOT
         self.latest_json = json.dumps(SNAPSHOT, separators=(",", ":")).encode()
+        now = clock.seconds()
+        self.kept: list[tuple[float, dict]] = [(now - 1, SNAPSHOT), (now, SNAPSHOT)]
+        self.asked: list[float] = []
 
-    def history(self, seconds=None):
-        return [SNAPSHOT, SNAPSHOT]
+    def history_after(self, taken: float) -> list[tuple[float, bytes]]:
+        self.asked.append(taken)
+        return [(when, json.dumps(s).encode()) for when, s in self.kept if when > taken]
 
 
 class WebSocketTestCase(SynchronousTestCase):
@@ -48,7 +57,7 @@ class WebSocketTestCase(SynchronousTestCase):
         self.clock = Clock()
         self.clock.advance(1000)
         self.patch(txaio.config, "loop", self.clock)
-        self.sampler = FakeSampler()
+        self.sampler = FakeSampler(self.clock)
         self.broadcaster = Broadcaster(
             self.sampler, self.clock, self.interval, stuck_after=5, wall=self.clock.seconds
         )
@@ -234,6 +243,31 @@ class BroadcastTests(WebSocketTestCase):
         self.sampler.latest_json = json.dumps(newer).encode()
         self.assertEqual(json.loads(self.connect("/ws/broadcast").messages[0])["latest"], newer)
         self.assertEqual(client.pump(), [])  # nothing sent before the first tick
+
+    def test_each_past_snapshot_is_slimmed_once_and_old_ones_leave(self) -> None:
+        first = json.loads(self.connect("/ws/broadcast").messages[0])
+        self.assertEqual(first["history"], [SLIM, SLIM])
+        # A new sample: the next hello asks only for what came after the newest it has.
+        later = dict(SNAPSHOT, timestamp=2.0)
+        self.clock.advance(1)
+        self.sampler.kept.append((self.clock.seconds(), later))
+        self.sampler.latest = later
+        self.sampler.latest_json = json.dumps(later).encode()
+        second = json.loads(self.connect("/ws/broadcast").messages[0])
+        self.assertEqual(second["history"], [SLIM, SLIM, slim(later)])
+        self.assertEqual(self.sampler.asked, [float("-inf"), 1000.0])
+        # Five minutes on, only what is younger stays in the hello.
+        self.clock.advance(HELLO_HISTORY_SECONDS - 0.5)
+        newest = dict(SNAPSHOT, timestamp=3.0)
+        self.sampler.latest = newest
+        self.sampler.latest_json = json.dumps(newest).encode()
+        third = json.loads(self.connect("/ws/broadcast").messages[0])
+        self.assertEqual(third["history"], [slim(later)])
+
+    def test_the_hello_reaches_no_further_back_than_the_sampler(self) -> None:
+        self.sampler.history_seconds = 0.5
+        hello = json.loads(self.connect("/ws/broadcast").messages[0])
+        self.assertEqual(hello["history"], [SLIM], "the one taken a second ago is gone")
 
     def test_every_client_gets_the_same_bytes(self) -> None:
         a, b = self.connect("/ws/broadcast"), self.connect("/ws/broadcast")
