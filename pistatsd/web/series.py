@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from twisted.internet.defer import ensureDeferred
@@ -68,7 +68,7 @@ class Ring(Protocol):
     @property
     def latest(self) -> Mapping[str, object]: ...
 
-    def history_encoded(self, seconds: float | None = None) -> list[bytes]: ...
+    def iter_history_encoded(self, seconds: float | None = None) -> Iterator[bytes]: ...
 
 
 class BadQuery(ValueError):
@@ -311,8 +311,8 @@ class SeriesResource(JSONResource):
 
     def _ring_first(self) -> float | None:
         """The timestamp of the ring's oldest snapshot (one decode)."""
-        oldest = self._ring.history_encoded()[:1]
-        return float(json.loads(oldest[0])["timestamp"]) if oldest else None
+        oldest = next(self._ring.iter_history_encoded(), None)
+        return None if oldest is None else float(json.loads(oldest)["timestamp"])
 
     async def _ring_values(self, axis: Axis, end: float, names: Sequence[str]) -> Values:
         """The ring's snapshots on the axis, bucketed: min, mean and max of C{names}.
@@ -329,7 +329,8 @@ class SeriesResource(JSONResource):
         seen: dict[tuple[int, int], tuple[float | None, dict[str, float]]] = {}
         decoded = 0
         buckets = Buckets(names, axis)
-        for i, encoded in enumerate(self._ring.history_encoded(max(reach, self._ring.interval))):
+        ring = self._ring.iter_history_encoded(max(reach, self._ring.interval))
+        for i, encoded in enumerate(ring):
             # By content, not identity: no reference to the ring's bytes is kept.
             mark = (len(encoded), hash(encoded))
             hit = known.get(mark)

@@ -60,6 +60,9 @@ class FakeSampler:
     def history_encoded(self, seconds=None):
         return [json.dumps(s).encode() for s in self.history(seconds)]
 
+    def iter_history_encoded(self, seconds=None):
+        return iter(self.history_encoded(seconds))
+
     history_seconds = 3600.0
 
     def history_after(self, taken: float) -> list[tuple[float, bytes]]:

@@ -359,6 +359,27 @@ def test_history_after_gives_what_is_newer_with_its_clock_time() -> None:
     sampler.stopService()
 
 
+class LazyHistoryTests(SamplerTestCase):
+    def test_chosen_at_the_call_decompressed_when_reached(self) -> None:
+        sampler = self.make(interval=1.0, history_seconds=10)
+        self.clock.pump([1.0] * 15)
+        expected = sampler.history_encoded(5)
+        decompressed: list[bytes] = []
+        decompress = sampler_module.zlib.decompress
+
+        def counting(packed: bytes) -> bytes:
+            decompressed.append(packed)
+            return decompress(packed)
+
+        self.patch(sampler_module.zlib, "decompress", counting)
+        lazy = sampler.iter_history_encoded(5)
+        self.clock.pump([1.0] * 8)  # new samples meanwhile, the old ones leave the ring
+        self.assertEqual(decompressed, [], "nothing decompressed before it is reached")
+        self.assertEqual(next(lazy), expected[0])
+        self.assertEqual(len(decompressed), 1)
+        self.assertEqual([expected[0], *lazy], expected)
+
+
 class ObserverTests(SamplerTestCase):
     """Observers (the history store) are told of each new snapshot once, in order."""
 

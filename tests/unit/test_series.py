@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from prometheus_client import CollectorRegistry
 from twisted.internet.defer import Deferred, fail, succeed
@@ -54,10 +54,14 @@ class FakeRing:
             raise RuntimeError("no snapshot yet")
         return self.snapshots[-1]
 
-    def history_encoded(self, seconds: float | None = None) -> list[bytes]:
+    def iter_history_encoded(self, seconds: float | None = None) -> Iterator[bytes]:
         self.asked.append(seconds)
         since = -math.inf if seconds is None else self.clock.seconds() - seconds
-        return [json.dumps(s).encode() for s in self.snapshots if s["timestamp"] >= since]
+        chosen = [json.dumps(s).encode() for s in self.snapshots if s["timestamp"] >= since]
+        return iter(chosen)
+
+    def history_encoded(self, seconds: float | None = None) -> list[bytes]:
+        return list(self.iter_history_encoded(seconds))
 
 
 class FakeStore:
