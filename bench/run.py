@@ -53,6 +53,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -884,10 +885,36 @@ def wrk_rate(out):
 
 
 def memory_phase(a, py):
+    """Idle RSS, then RSS under a mixed wrk soak, with every feature on: TLS (a
+    self-signed pair made in the state dir), reporting to a throwaway influxd, a
+    throwaway mosquitto when --mqtt exists, and the history store and built-in alerts
+    (on by default)."""
+    import groups
+    from footprint_group import Mosquitto
+
+    with contextlib.ExitStack() as stack:
+        state = stack.enter_context(tempfile.TemporaryDirectory(prefix="pistatsd-soak-"))
+        influx = stack.enter_context(groups.InfluxdHelper(py, a.logdir))
+        extra = ["--influx", influx.url, "--influx-create-db", "--report-interval", "10"]
+        features = ["tls", "influx", "history", "alerts"]
+        if "--mqtt" in Daemon(py, a.www, a.logdir, "help").help_text():
+            mq = stack.enter_context(Mosquitto(sys.modules[__name__], a.logdir))
+            extra += ["--mqtt", mq.url]
+            features.append("mqtt")
+        d = Daemon(py, a.www, a.logdir, "pistatsd-memory", extra_args=extra, tls_state=state)
+        return _soak(a, d.start(), features)
+
+
+def _soak(a, d, features):
     import psutil
 
-    d = Daemon(py, a.www, a.logdir, "pistatsd-memory").start()
-    res = {"soak_seconds": a.soak_seconds, "segment_s": SOAK_SEGMENT, "paths": SOAK_PATHS}
+    res = {
+        "soak_seconds": a.soak_seconds,
+        "segment_s": SOAK_SEGMENT,
+        "paths": SOAK_PATHS,
+        "features": features,
+        "command": " ".join(d.cmd),
+    }
     mb = 1 << 20
     try:
         proc = psutil.Process(d.proc.pid)
@@ -980,6 +1007,7 @@ def memory_md(m):
         ["soak RSS min / max", "{} / {}".format(f(m["rss_min"]), f(m["rss_max"]))],
         ["drift (last - first)", "%+.1f MiB" % ((m["rss_last"] - m["rss_first"]) / mb)],
         ["idle RSS 5 s after the soak", f(m.get("idle_rss_after"))],
+        ["features on", ", ".join(m.get("features", ["defaults"]))],
         [
             "soak",
             f"{m['soak_seconds']} s, {len(m['samples'])} samples every {RSS_EVERY:g} s, "
