@@ -27,7 +27,7 @@ from pistatsd.influx.wiring import influx_parts
 from pistatsd.latest import LatestSnapshot
 from pistatsd.machine.background import threaded_parts
 from pistatsd.machine.wiring import machine_parts
-from pistatsd.metrics import ConnectionMetrics, RequestCounter, SystemMetrics, registry_of
+from pistatsd.metrics import ConnectionMetrics, RequestCounter, ScrapeRegistry, SystemMetrics
 from pistatsd.mqtt.wiring import mqtt_parts
 from pistatsd.notify.wiring import notify_parts
 from pistatsd.reactors import IPistatsdReactor
@@ -98,7 +98,7 @@ def compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
         alerts=alerts.health,
         notify=notify.health,
     )
-    registry = registry_of(
+    registry = ScrapeRegistry(
         requests,
         (
             ConnectionMetrics(connections, traffic),

@@ -3,23 +3,26 @@
 Counters that must see every event (HTTP requests) are updated as requests
 finish; everything else (connections, WebSockets, the InfluxDB queue, the
 machine's own figures, sensors) is read from its owner when scraped, so the
-numbers are never stale and nothing is updated on the hot path.
+numbers are never stale and nothing is updated on the hot path.  The
+registry, and with it C{prometheus_client}, waits for the first scrape
+(L{ScrapeRegistry}, L{pistatsd.metric_families}).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Protocol
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector as PrometheusCollector
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from pistatsd.jsontypes import JSONMapping
+from pistatsd.metric_families import counter_family, gauge_family
 from pistatsd.metrics_machine import machine_families
 from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.traffic import Traffic
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import Collector as PrometheusCollector
 
 
 class Collector(Protocol):
@@ -45,17 +48,17 @@ class ConnectionMetrics(_ScrapeTime):
         self._traffic = traffic
 
     def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
+        yield gauge_family(
             "pistatsd_http_connections",
             "Open HTTP connections.",
             value=self._connections.open("http"),
         )
-        yield CounterMetricFamily(
+        yield counter_family(
             "pistatsd_connections_refused",
             "Connections refused at the connection cap.",
             value=self._connections.refused,
         )
-        yield CounterMetricFamily(
+        yield counter_family(
             "pistatsd_request_bodies_refused",
             "Request bodies refused for exceeding --max-body.",
             value=self._traffic.bodies_refused,
@@ -70,20 +73,20 @@ class WebSocketMetrics(_ScrapeTime):
 
     def collect(self) -> Iterator[Metric]:
         detail = self._detail()
-        yield GaugeMetricFamily(
+        yield gauge_family(
             "pistatsd_websocket_clients", "Open WebSocket connections.", value=detail["clients"]
         )
-        yield GaugeMetricFamily(
+        yield gauge_family(
             "pistatsd_broadcast_clients",
             "Clients of /ws/broadcast.",
             value=detail["broadcast_clients"],
         )
-        yield CounterMetricFamily(
+        yield counter_family(
             "pistatsd_broadcast_skipped_sends",
             "Broadcast messages not sent to a client whose connection was not draining.",
             value=detail["skipped_sends"],
         )
-        yield CounterMetricFamily(
+        yield counter_family(
             "pistatsd_broadcast_dropped_clients",
             "Broadcast clients dropped for staying stuck.",
             value=detail["dropped_clients"],
@@ -121,10 +124,10 @@ class SystemMetrics(_ScrapeTime):
             section = snapshot.get(part)
             value = section.get(key) if isinstance(section, Mapping) else None
             if isinstance(value, int | float):
-                yield GaugeMetricFamily(name, doc, value=value)
+                yield gauge_family(name, doc, value=value)
         load = (snapshot.get("cpu") or {}).get("load")
         if load:
-            family = GaugeMetricFamily("pistatsd_load", "Load average.", labels=["period"])
+            family = gauge_family("pistatsd_load", "Load average.", labels=["period"])
             for period, value in zip(("1m", "5m", "15m"), load, strict=False):
                 family.add_metric([period], value)
             yield family
@@ -145,8 +148,8 @@ class InfluxMetrics(_ScrapeTime):
             ("queued", "InfluxDB points waiting to be written."),
             ("spooled", "InfluxDB points spooled to disk."),
         ):
-            yield GaugeMetricFamily(f"pistatsd_influx_{key}_points", doc, value=state.get(key, 0))
-        yield CounterMetricFamily(
+            yield gauge_family(f"pistatsd_influx_{key}_points", doc, value=state.get(key, 0))
+        yield counter_family(
             "pistatsd_influx_dropped_points",
             "InfluxDB points dropped (queue full or refused by the server).",
             value=state.get("dropped", 0),
@@ -163,12 +166,12 @@ class MQTTMetrics(_ScrapeTime):
         state = self._state()
         if not state.get("enabled"):
             return
-        yield GaugeMetricFamily(
+        yield gauge_family(
             "pistatsd_mqtt_connected",
             "1 while a session with the MQTT broker is open.",
             value=1 if state.get("connected") else 0,
         )
-        yield GaugeMetricFamily(
+        yield gauge_family(
             "pistatsd_mqtt_entities",
             "Home Assistant entities announced by discovery.",
             value=state.get("entities", 0),
@@ -180,7 +183,7 @@ class MQTTMetrics(_ScrapeTime):
             ("connect_failures", "connect_failures", "Failed attempts to reach the broker."),
             ("states_replaced", "states_replaced", "States replaced by a newer one unsent."),
         ):
-            yield CounterMetricFamily(f"pistatsd_mqtt_{name}", doc, value=state.get(key, 0))
+            yield counter_family(f"pistatsd_mqtt_{name}", doc, value=state.get(key, 0))
 
 
 class SensorMetrics(_ScrapeTime):
@@ -190,9 +193,7 @@ class SensorMetrics(_ScrapeTime):
         self._readings = readings
 
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(
-            "pistatsd_sensor_value", "User sensor readings.", labels=["sensor"]
-        )
+        family = gauge_family("pistatsd_sensor_value", "User sensor readings.", labels=["sensor"])
         for name, value in sorted(self._readings().items()):
             if value is not None:
                 family.add_metric([name], value)
@@ -219,7 +220,7 @@ class RequestCounter:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(
+        family = counter_family(
             "pistatsd_http_requests",
             "HTTP requests answered, by method, route template and status.",
             labels=["method", "route", "status"],
@@ -233,9 +234,38 @@ def registry_of(
     requests: RequestCounter, collectors: Iterable[Collector | PrometheusCollector]
 ) -> CollectorRegistry:
     """One registry: the request counter, the process's own figures and each part's collector."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.process_collector import ProcessCollector
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(requests)
     ProcessCollector(registry=registry)
     for collector in collectors:
         registry.register(collector)
     return registry
+
+
+class ScrapeRegistry:
+    """The daemon's registry (L{registry_of}), built at the first scrape.
+
+    Importing C{prometheus_client} costs about 2 MiB, and most daemons are
+    never scraped; the first scrape pays its import once, on the reactor
+    (tens of milliseconds).
+    """
+
+    def __init__(
+        self, requests: RequestCounter, collectors: Sequence[Collector | PrometheusCollector]
+    ) -> None:
+        self._requests = requests
+        self._collectors = tuple(collectors)
+        self._registry: CollectorRegistry | None = None
+
+    @property
+    def built(self) -> bool:
+        """Whether a scrape has built the registry yet."""
+        return self._registry is not None
+
+    def __call__(self) -> CollectorRegistry:
+        if self._registry is None:
+            self._registry = registry_of(self._requests, self._collectors)
+        return self._registry

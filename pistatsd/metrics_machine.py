@@ -19,14 +19,16 @@ one odd name cannot make the whole scrape fail to encode.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from typing import TYPE_CHECKING, Any
 
 from pistatsd.jsonread import mapping as _mapping
 from pistatsd.jsonread import number
 from pistatsd.jsonread import sequence as _sequence
+from pistatsd.metric_families import counter_family, gauge_family
 from pistatsd.printable import utf8_safe
+
+if TYPE_CHECKING:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 Snapshot = Mapping[str, Any]
 
@@ -68,12 +70,12 @@ class _Family:
 
 def gauge(name: str, documentation: str, labels: Sequence[str]) -> _Family:
     """A labelled gauge family to fill."""
-    return _Family(GaugeMetricFamily(name, documentation, labels=list(labels)))
+    return _Family(gauge_family(name, documentation, labels=list(labels)))
 
 
 def counter(name: str, documentation: str, labels: Sequence[str]) -> _Family:
     """A labelled counter family to fill (C{_total} is added on the way out)."""
-    return _Family(CounterMetricFamily(name, documentation, labels=list(labels)))
+    return _Family(counter_family(name, documentation, labels=list(labels)))
 
 
 def _filled(families: Iterable[_Family]) -> Iterator[Metric]:
@@ -98,7 +100,7 @@ def machine_families(snapshot: Snapshot) -> Iterator[Metric]:
 def _cpu_frequency(snapshot: Snapshot) -> Iterator[Metric]:
     mhz = number(_mapping(snapshot.get("cpu")).get("freq_mhz"))
     if mhz is not None:
-        yield GaugeMetricFamily(
+        yield gauge_family(
             "pistatsd_cpu_frequency_hertz", "Current CPU clock (cpufreq).", value=mhz * 1e6
         )
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from typing import TYPE_CHECKING
 
 from pistatsd.alerts.engine import AlertEngine
+from pistatsd.metric_families import counter_family, gauge_family
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 
 class AlertMetrics:
@@ -19,7 +22,7 @@ class AlertMetrics:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        firing = GaugeMetricFamily(
+        firing = gauge_family(
             "pistatsd_alert_firing",
             "1 while the alert fires, 0 otherwise (pending included).",
             labels=["alert", "severity"],
@@ -27,12 +30,12 @@ class AlertMetrics:
         for alert in self._engine.current():
             firing.add_metric([alert.name, alert.severity], 1 if alert.state == "firing" else 0)
         yield firing
-        yield CounterMetricFamily(
+        yield counter_family(
             "pistatsd_alert_changes",
             "Alert state changes since start.",
             value=self._engine.changes,
         )
-        yield CounterMetricFamily(
+        yield counter_family(
             "pistatsd_alerts_refused",
             "Pattern matches refused because the number of alerts is at its bound.",
             value=self._engine.refused,

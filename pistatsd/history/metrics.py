@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from pistatsd.metric_families import counter_family, gauge_family
+
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
 
 class HistoryCollector:
@@ -19,44 +22,44 @@ class HistoryCollector:
 
     def collect(self) -> Iterator[Metric]:
         state = self._state()
-        yield GaugeMetricFamily(
+        yield gauge_family(
             "pistatsd_history_database_bytes",
             "Size of the history database file.",
             value=state["size_bytes"],
         )
-        yield GaugeMetricFamily(
+        yield gauge_family(
             "pistatsd_history_pending_rows",
             "History rows in memory, not yet written.",
             value=state["pending_rows"],
         )
-        yield CounterMetricFamily(
+        yield counter_family(
             "pistatsd_history_dropped_rows",
             "History rows dropped because the in-memory buffer was full.",
             value=state["dropped_rows"],
         )
-        yield CounterMetricFamily(
+        yield counter_family(
             "pistatsd_history_flush_failures",
             "History writes that failed.",
             value=state["flush_failures"],
         )
-        yield GaugeMetricFamily(
+        yield gauge_family(
             "pistatsd_history_queries",
             "History queries waiting for or running on the database thread.",
             value=state["queries_running"],
         )
-        yield CounterMetricFamily(
+        yield counter_family(
             "pistatsd_history_queries_refused",
             "History queries refused (503) because too many were waiting.",
             value=state["queries_refused"],
         )
         if state["last_flush"] is not None:
-            yield GaugeMetricFamily(
+            yield gauge_family(
                 "pistatsd_history_last_flush_timestamp_seconds",
                 "When the history was last written (epoch).",
                 value=state["last_flush"],
             )
         if state["last_flush_seconds"] is not None:
-            yield GaugeMetricFamily(
+            yield gauge_family(
                 "pistatsd_history_flush_duration_seconds",
                 "How long the last history write took on the database thread.",
                 value=state["last_flush_seconds"],

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
-
+from pistatsd.metric_families import counter_family, gauge_family
 from pistatsd.notify.delivery import Delivery
 
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
 
-class NotifyMetrics(Collector):
+
+class NotifyMetrics:
     """Sent, failed, dropped and queued messages, one sample per notifier."""
 
     def __init__(self, deliveries: Sequence[Delivery]) -> None:
@@ -21,10 +23,10 @@ class NotifyMetrics(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families = (
-            (CounterMetricFamily, "sent", "Notifications delivered.", "sent"),
-            (CounterMetricFamily, "failed", "Delivery attempts that failed.", "failed"),
-            (CounterMetricFamily, "dropped", "Notifications given up on.", "dropped"),
-            (GaugeMetricFamily, "queued", "Notifications not delivered yet.", "queued"),
+            (counter_family, "sent", "Notifications delivered.", "sent"),
+            (counter_family, "failed", "Delivery attempts that failed.", "failed"),
+            (counter_family, "dropped", "Notifications given up on.", "dropped"),
+            (gauge_family, "queued", "Notifications not delivered yet.", "queued"),
         )
         for family_type, name, doc, attribute in families:
             family = family_type(f"pistatsd_notify_{name}", doc, labels=["notifier"])

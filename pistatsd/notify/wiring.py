@@ -11,10 +11,10 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from attrs import frozen
-from prometheus_client.registry import Collector
 from twisted.application.service import IService
 from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
@@ -28,6 +28,9 @@ from pistatsd.notify.router import Route, Router
 from pistatsd.notify.service import NotifyService
 from pistatsd.notify.settings import NotifierSettings, NotifySettings, parse_settings
 from pistatsd.reactors import IPistatsdReactor
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import Collector
 
 _log = Logger()
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.registry import CollectorRegistry
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from twisted.web.server import Request
 
 from pistatsd.web.responses import JSONResource
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
 
 
 class MetricsResource(JSONResource):
@@ -14,11 +18,14 @@ class MetricsResource(JSONResource):
 
     isLeaf = True
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: Callable[[], CollectorRegistry]) -> None:
+        """@param registry: gives the registry (built at the first scrape, L{pistatsd.metrics})."""
         super().__init__()
         self._registry = registry
 
     def render_GET(self, request: Request) -> bytes:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
         request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
         request.setHeader(b"cache-control", b"no-store")
-        return generate_latest(self._registry)
+        return generate_latest(self._registry())

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from attrs import frozen
-from prometheus_client.registry import CollectorRegistry
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 
@@ -37,6 +37,9 @@ from pistatsd.web.sum import SumResource
 from pistatsd.web.traffic import CountByRoute, RequestTally, Traffic
 from pistatsd.ws.origins import OriginPolicy
 
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
 #: Listen backlog for tcp:/ssl: endpoints that name none.  Twisted's default
 #: of 50 overflows when a dashboard wall or a script opens hundreds of
 #: connections at once; the dropped SYNs are retried only after a second.
@@ -56,7 +59,7 @@ def core_routes(
     sampler: Sampler,
     status: DaemonStatus,
     history_seconds: float,
-    registry: CollectorRegistry,
+    registry: Callable[[], CollectorRegistry],
     history: HistoryReader | None = None,
     wall: Callable[[], float] = time.time,
 ) -> tuple[Route, ...]:

@@ -19,7 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosedError
 from websockets.sync.client import connect
 
-from tests.daemon import Daemon
+from tests.daemon import PROJECT, Daemon
 
 #: cryptography's compiled module; pyOpenSSL cannot load without it.
 CRYPTOGRAPHY_LIBRARY = "cryptography/hazmat/bindings/_rust"
@@ -97,4 +97,45 @@ def test_autobahn_loads_without_cffi_s_parser_cbor2_or_pyopenssl():
         "loaded": [],
         "validator": True,
         "masker": True,
+    }
+
+
+#: In a fresh interpreter: the daemon's service started, then /metrics scraped once.
+SCRAPED_LATER = """
+import json, sys, tempfile
+from twisted.internet.testing import MemoryReactorClock
+from pistatsd.config import build_config
+from pistatsd.tap import makeService
+from tests.support import request
+config = build_config({"port": ["tcp:8888"], "heartbeat": "0", "state-dir": tempfile.mkdtemp()})
+reactor = MemoryReactorClock()
+service = makeService(config, reactor)
+service.startService()
+before = "prometheus_client" in sys.modules
+[(_port, site, _backlog, _interface)] = reactor.tcpServers
+answer = request(site, "GET", "/metrics")
+print(json.dumps({
+    "before": before,
+    "after": "prometheus_client" in sys.modules,
+    "status": answer.status,
+    "families": b"pistatsd_http_requests_total" in answer.body,
+}))
+service.stopService()
+"""
+
+
+def test_prometheus_client_waits_for_the_first_scrape():
+    done = subprocess.run(
+        [sys.executable, "-c", SCRAPED_LATER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PROJECT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "before": False,
+        "after": True,
+        "status": 200,
+        "families": True,
     }

@@ -21,6 +21,8 @@ ON_DEMAND = (
     "pistatsd.mqtt.client",
     "pistatsd.notify.http",
     "pistatsd.notify.smtp",
+    # At the first scrape of /metrics (pistatsd.metrics.ScrapeRegistry).
+    "prometheus_client",
 )
 
 

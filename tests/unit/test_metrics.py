@@ -92,3 +92,26 @@ class MetricsTests(SynchronousTestCase):
         links = json.loads(request(self.site, "GET", "/api").body)["links"]
         self.assertEqual(links["metrics"], "/metrics")
         self.assertEqual(links["ws_broadcast"], "/ws/broadcast")
+
+
+class ScrapeRegistryTests(SynchronousTestCase):
+    """The registry, and prometheus_client with it, waits for the first scrape."""
+
+    def test_built_once_at_the_first_call(self) -> None:
+        from pistatsd.metrics import RequestCounter, ScrapeRegistry
+
+        requests = RequestCounter()
+        requests.count("GET", "/sum", 200)
+        registry = ScrapeRegistry(requests, ())
+        self.assertFalse(registry.built)
+        first = registry()
+        self.assertTrue(registry.built)
+        self.assertIs(registry(), first)
+        self.assertEqual(
+            first.get_sample_value(
+                "pistatsd_http_requests_total", {"method": "GET", "route": "/sum", "status": "200"}
+            ),
+            1.0,
+        )
+        # The process's own figures are registered too.
+        self.assertIsNotNone(first.get_sample_value("process_cpu_seconds_total"))

@@ -105,7 +105,7 @@ class TreeTestCase(SynchronousTestCase):
                 sampler=self.sampler,
                 status=self.status,
                 history_seconds=3600,
-                registry=CollectorRegistry(),
+                registry=CollectorRegistry,
             )
         )
         root = build_tree(routes, wall=self.clock.seconds, www=self.www)

@@ -131,7 +131,7 @@ class SeriesTestCase(SynchronousTestCase):
                 sampler=self.ring,  # type: ignore[arg-type]
                 status=DaemonStatus(clock=self.clock),
                 history_seconds=3600,
-                registry=CollectorRegistry(),
+                registry=CollectorRegistry,
                 history=self.store,
                 wall=self.clock.seconds,
             )

@@ -27,7 +27,7 @@ def daemon_routes(state_dir: str) -> RouteTable:
                 sampler=None,
                 status=DaemonStatus(clock=clock),
                 history_seconds=60,
-                registry=CollectorRegistry(),
+                registry=CollectorRegistry,
             ),
             *sensors_parts(config, clock).routes,
             *websocket_routes(hub, OriginPolicy()),
