@@ -14,7 +14,7 @@ from twisted.web.http import stringToDatetime
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from pistatsd.web.static import StaticFiles, contentTypeFor
+from pistatsd.web.static import StaticFiles, contentTypeFor, contenttypes
 from tests.privileges import file_modes_bind_root
 from tests.support import Client, Response, build_request, parse_responses, request
 
@@ -364,6 +364,18 @@ class ContentTypeTests(_Base):
             r = self.get(path)
             self.assertEqual((path, r.status, r.header("content-type")), (path, 200, ctype))
             self.assertEqual(r.header("x-content-type-options"), "nosniff")
+
+    def test_the_web_s_types_leave_the_system_table_unbuilt(self) -> None:
+        table = contenttypes._buildTypeTable
+        table.cache_clear()
+        self.addCleanup(table.cache_clear)
+        for name in (b"index.html", b"app.js", b"style.css", b"icon.svg", b"font.woff2"):
+            contentTypeFor(name)
+        self.assertEqual(table.cache_info().currsize, 0)
+        # An unusual extension builds it, once, from mimetypes and the system's files.
+        self.assertEqual(contentTypeFor(b"song.mp3"), b"audio/mpeg")
+        contentTypeFor(b"page.xhtml")
+        self.assertEqual((table.cache_info().currsize, table.cache_info().misses), (1, 1))
 
     def test_contentTypeFor(self) -> None:
         self.assertEqual(contentTypeFor(b"a.HTML"), b"text/html; charset=utf-8")
