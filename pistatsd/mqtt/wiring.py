@@ -19,14 +19,14 @@ from pistatsd.config import Config
 from pistatsd.errors import StartupError
 from pistatsd.jsontypes import JSONMapping, JSONObject
 from pistatsd.metrics import MQTTMetrics
-from pistatsd.mqtt.discovery import Topics
-from pistatsd.mqtt.settings import Broker, default_prefix, parse_broker_url
 from pistatsd.reactors import IPistatsdReactor
 from pistatsd.status import mqtt_off
 
 if TYPE_CHECKING:
+    from pistatsd.mqtt.discovery import Topics
     from pistatsd.mqtt.link import BrokerLink
     from pistatsd.mqtt.publisher import StatePublisher
+    from pistatsd.mqtt.settings import Broker
     from pistatsd.sampler import Sampler
 
 
@@ -79,8 +79,10 @@ def mqtt_parts(
     # Imported only now: a daemon without --mqtt never loads the MQTT library.
     from pistatsd.mqtt.client import Connector, Login, broker_endpoint
     from pistatsd.mqtt.device import this_device
+    from pistatsd.mqtt.discovery import Topics
     from pistatsd.mqtt.link import OFFLINE, BrokerLink
     from pistatsd.mqtt.publisher import StatePublisher
+    from pistatsd.mqtt.settings import default_prefix, parse_broker_url
 
     broker = parse_broker_url(config.mqtt)
     prefix = config.mqtt_prefix or default_prefix(hostname())

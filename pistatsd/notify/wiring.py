@@ -21,16 +21,14 @@ from twisted.logger import Logger
 
 from pistatsd.alerts.events import AlertChange
 from pistatsd.config import Config
-from pistatsd.notify.delivery import Delivery, Sender
-from pistatsd.notify.metrics import NotifyMetrics
-from pistatsd.notify.redact import Scrubber, password_secrets, url_secrets
-from pistatsd.notify.router import Route, Router
-from pistatsd.notify.service import NotifyService
 from pistatsd.notify.settings import NotifierSettings, NotifySettings, parse_settings
 from pistatsd.reactors import IPistatsdReactor
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
+
+    from pistatsd.notify.delivery import Sender
+    from pistatsd.notify.redact import Scrubber
 
 _log = Logger()
 
@@ -121,6 +119,13 @@ def notify_parts(
             health=_no_notifiers,
             metrics=(),
         )
+    # Delivering is loaded only when something is to be delivered.
+    from pistatsd.notify.delivery import Delivery
+    from pistatsd.notify.metrics import NotifyMetrics
+    from pistatsd.notify.redact import Scrubber, password_secrets, url_secrets
+    from pistatsd.notify.router import Route, Router
+    from pistatsd.notify.service import NotifyService
+
     host = socket.gethostname()
     smtp = settings.smtp
     smtp_secrets = password_secrets(smtp.user, smtp.password) if smtp is not None else ()

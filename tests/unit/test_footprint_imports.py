@@ -21,6 +21,11 @@ ON_DEMAND = (
     "pistatsd.mqtt.client",
     "pistatsd.notify.http",
     "pistatsd.notify.smtp",
+    # Only with a notifier or --mqtt (their wiring imports them once configured).
+    "pistatsd.notify.delivery",
+    "pistatsd.notify.router",
+    "pistatsd.mqtt.discovery",
+    "pistatsd.mqtt.settings",
     # At the first scrape of /metrics (pistatsd.metrics.ScrapeRegistry).
     "prometheus_client",
 )

@@ -131,11 +131,13 @@ class BuiltTests(SynchronousTestCase):
 class FootprintTests(SynchronousTestCase):
     def test_wiring_loads_neither_treq_nor_twisted_mail(self) -> None:
         loaded = import_closure("pistatsd.notify.wiring")
-        self.assertIn("pistatsd.notify.delivery", loaded, "the closure is followed")
+        self.assertIn("pistatsd.notify.settings", loaded, "the closure is followed")
         self.assertIn("twisted.application.service", loaded)
         for heavy in ("treq", "twisted.mail", "twisted.mail.smtp", "pistatsd.notify.http"):
             self.assertNotIn(heavy, loaded)
         self.assertNotIn("pistatsd.notify.smtp", loaded)
+        # Delivering waits for a configured notifier too.
+        self.assertNotIn("pistatsd.notify.delivery", loaded)
 
     def test_the_senders_do_load_them(self) -> None:
         # The check above would pass on a broken closure; these prove it sees imports.
