@@ -9,7 +9,6 @@ the TOML file, then the built-in default.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -419,6 +418,8 @@ class Config:
 
 def load_toml(path: str) -> dict[str, Any]:
     """Read a TOML configuration file; errors name the file and the problem."""
+    import tomllib  # only with --config: a daemon without a file never loads the parser
+
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
