@@ -203,11 +203,18 @@ class Sampler(TimerService):
         if seconds is None:
             return [packed for _, packed in self._history]
         since = self._clock.seconds() - seconds
-        recent: list[bytes] = []
-        for taken, packed in reversed(self._history):
-            if taken < since:
+        return [packed for _, packed in self._newest(lambda taken: taken >= since)]
+
+    def _newest(self, wanted: Callable[[float], bool]) -> list[tuple[float, bytes]]:
+        """The newest ring entries whose clock time is C{wanted}, oldest first.
+
+        Walked from the newest end: a reader of the last minutes touches only those.
+        """
+        recent: list[tuple[float, bytes]] = []
+        for entry in reversed(self._history):
+            if not wanted(entry[0]):
                 break
-            recent.append(packed)
+            recent.append(entry)
         recent.reverse()
         return recent
 
@@ -217,13 +224,8 @@ class Sampler(TimerService):
         For readers that keep what they made of the older ones (the
         broadcast's hello): only the new snapshots are decompressed.
         """
-        recent: list[tuple[float, bytes]] = []
-        for when, packed in reversed(self._history):
-            if when <= taken:
-                break
-            recent.append((when, packed))
-        recent.reverse()
-        return [(when, zlib.decompress(packed)) for when, packed in recent]
+        newer = self._newest(lambda when: when > taken)
+        return [(when, zlib.decompress(packed)) for when, packed in newer]
 
     def sample(self) -> None:
         """Take one snapshot now and publish it; never raises.

@@ -75,8 +75,8 @@ def leave_unused_out(config: Config) -> None:
     leave_out(config)
 
 
-#: Every step on the settings once read, in the order they run: the TLS
-#: decision first, then the checks, cheap ones first.
+#: Every step on the settings once read, in the order they run: what to
+#: leave unloaded first, then the checks, cheap ones first.
 CHECKS: tuple[Callable[[Config], None], ...] = (
     leave_unused_out,
     check_paths,

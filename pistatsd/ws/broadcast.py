@@ -10,6 +10,7 @@ gets its turns in between.  Each slice is stamped with its own C{sent}.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -149,12 +150,15 @@ class Broadcaster:
         about 14 ms of the reactor on a 2-core x86 guest.
         """
         kept = self._slim
-        newest = kept[-1][0] if kept else float("-inf")
-        for taken, encoded in self._sampler.history_after(newest):
-            slimmed = slim(json.loads(encoded))
-            kept.append((taken, json.dumps(slimmed, separators=(",", ":")).encode()))
         reach = min(HELLO_HISTORY_SECONDS, self._sampler.history_seconds)
         since = self._clock.seconds() - reach
+        # Only what is new and inside the window: after an hour with nobody
+        # connected, the ring's older snapshots are not decoded for nothing.
+        newest = kept[-1][0] if kept else float("-inf")
+        after = max(newest, math.nextafter(since, -math.inf))  # since itself is inside
+        for taken, encoded in self._sampler.history_after(after):
+            slimmed = slim(json.loads(encoded))
+            kept.append((taken, json.dumps(slimmed, separators=(",", ":")).encode()))
         while kept and kept[0][0] < since:
             kept.popleft()
         return b"[" + b",".join(encoded for _, encoded in kept) + b"]"

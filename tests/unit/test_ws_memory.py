@@ -255,7 +255,10 @@ class BroadcastTests(WebSocketTestCase):
         self.sampler.latest_json = json.dumps(later).encode()
         second = json.loads(self.connect("/ws/broadcast").messages[0])
         self.assertEqual(second["history"], [SLIM, SLIM, slim(later)])
-        self.assertEqual(self.sampler.asked, [float("-inf"), 1000.0])
+        # The first hello asked only for the window, the second for what is newer.
+        self.assertEqual(len(self.sampler.asked), 2)
+        self.assertGreaterEqual(self.sampler.asked[0], 1000.0 - HELLO_HISTORY_SECONDS - 1e-6)
+        self.assertEqual(self.sampler.asked[1], 1000.0)
         # Five minutes on, only what is younger stays in the hello.
         self.clock.advance(HELLO_HISTORY_SECONDS - 0.5)
         newest = dict(SNAPSHOT, timestamp=3.0)
@@ -263,6 +266,13 @@ class BroadcastTests(WebSocketTestCase):
         self.sampler.latest_json = json.dumps(newest).encode()
         third = json.loads(self.connect("/ws/broadcast").messages[0])
         self.assertEqual(third["history"], [slim(later)])
+
+    def test_snapshots_older_than_the_window_are_not_asked_for(self) -> None:
+        # An hour kept, nobody connected yet: only the last five minutes are decoded.
+        self.sampler.kept.insert(0, (self.clock.seconds() - 3000, dict(SNAPSHOT, timestamp=0.5)))
+        hello = json.loads(self.connect("/ws/broadcast").messages[0])
+        self.assertEqual(hello["history"], [SLIM, SLIM])
+        self.assertGreater(self.sampler.asked[0], self.clock.seconds() - 3000)
 
     def test_the_hello_reaches_no_further_back_than_the_sampler(self) -> None:
         self.sampler.history_seconds = 0.5
