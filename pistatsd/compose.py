@@ -25,6 +25,7 @@ from pistatsd.heartbeat import heartbeat_service
 from pistatsd.history.wiring import history_parts
 from pistatsd.influx.wiring import influx_parts
 from pistatsd.latest import LatestSnapshot
+from pistatsd.leftout import startup_over
 from pistatsd.machine.background import threaded_parts
 from pistatsd.machine.wiring import machine_parts
 from pistatsd.metrics import ConnectionMetrics, RequestCounter, ScrapeRegistry, SystemMetrics
@@ -166,8 +167,9 @@ def compose(config: Config, reactor: IPistatsdReactor) -> MultiService:
 class _Ready(Service):
     """Started after the listeners: marks the start time and, once the reactor
     runs (signal handlers installed, sockets served), freezes the start-up's
-    objects out of the garbage collector's passes (L{pistatsd.heap}) and says
-    the daemon is ready."""
+    objects out of the garbage collector's passes (L{pistatsd.heap}), lets
+    later imports load what start-up left out (L{pistatsd.leftout.startup_over})
+    and says the daemon is ready."""
 
     def __init__(
         self,
@@ -175,11 +177,13 @@ class _Ready(Service):
         config: Config,
         reactor: IReactorCore,
         freeze: Callable[[], object] = freeze_startup_heap,
+        started: Callable[[], object] = startup_over,
     ) -> None:
         self._status = status
         self._config = config
         self._reactor = reactor
         self._freeze = freeze
+        self._started = started
 
     def startService(self) -> None:
         super().startService()
@@ -188,6 +192,7 @@ class _Ready(Service):
 
     def _announce(self) -> None:
         self._freeze()
+        self._started()
         _log.info(
             "pistatsd {version} ready: listening on {ports}, serving {www}",
             version=__version__,

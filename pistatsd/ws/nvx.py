@@ -10,7 +10,7 @@ C{FFI.cdef}, which loads cffi's C parser (pycparser) and its tables, about
 already describe themselves.
 
 This module offers the same two wrappers over the compiled extensions' own
-C{ffi} and C{lib}; L{pistatsd.footprint} has the daemon import it under the
+C{ffi} and C{lib}; L{pistatsd.leftout} has the daemon import it under the
 wrappers' names.  Autobahn imports the wrappers only when the extensions are
 built (C{autobahn.websocket.USES_NVX}), so the extensions are imported here
 at first use, as Autobahn's own wrappers do.

@@ -1,7 +1,9 @@
 """The real daemon leaves out what it does not use, and still serves what uses the rest.
 
 pyOpenSSL and cryptography unless TLS is configured; cbor2 and cffi's C
-parser, which Autobahn imports for WAMP and for its build scripts.  Read
+parser, which Autobahn imports for WAMP and for its build scripts; and, run
+by the C{pistatsd} command, the standard library's OpenSSL bindings until
+the daemon is ready.  Read
 from the running process's memory map: a compiled library is mapped only
 when something imported it.  A fresh interpreter shows the pure-Python ones.
 """
@@ -25,6 +27,17 @@ from tests.daemon import PROJECT, Daemon
 CRYPTOGRAPHY_LIBRARY = "cryptography/hazmat/bindings/_rust"
 #: cbor2's compiled module, which Autobahn's WAMP messages import.
 CBOR2_LIBRARY = "cbor2/_cbor2"
+#: The standard library's OpenSSL bindings, and the system's OpenSSL they load.
+STDLIB_SSL, STDLIB_HASHLIB, SYSTEM_LIBCRYPTO = "/_ssl.", "/_hashlib.", "/libcrypto.so"
+
+
+def in_a_fresh_interpreter(code: str) -> object:
+    """Run C{code} in a new Python from the project's directory; the JSON of its last line."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=PROJECT
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def mapped(d: Daemon, fragment: str) -> bool:
@@ -89,11 +102,7 @@ print(json.dumps({
 
 
 def test_autobahn_loads_without_cffi_s_parser_cbor2_or_pyopenssl():
-    done = subprocess.run(
-        [sys.executable, "-c", FRESH_IMPORT], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {
+    assert in_a_fresh_interpreter(FRESH_IMPORT) == {
         "loaded": [],
         "validator": True,
         "masker": True,
@@ -125,17 +134,72 @@ service.stopService()
 
 
 def test_prometheus_client_waits_for_the_first_scrape():
-    done = subprocess.run(
-        [sys.executable, "-c", SCRAPED_LATER],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=PROJECT,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout.splitlines()[-1]) == {
+    assert in_a_fresh_interpreter(SCRAPED_LATER) == {
         "before": False,
         "after": True,
         "status": 200,
         "families": True,
+    }
+
+
+def test_the_command_leaves_the_standard_library_s_openssl_out_until_ready(daemon):
+    d = daemon(launcher=True)
+    assert d.get("/sum?a=1&b=2")[2] == b"Sum: 3"
+    # The WebSocket handshake's SHA-1 comes from hashlib's own implementation.
+    with connect(f"ws://127.0.0.1:{d.port}/ws/echo", open_timeout=10) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=10) == "hello"
+    for library in (STDLIB_SSL, STDLIB_HASHLIB, SYSTEM_LIBCRYPTO):
+        assert not mapped(d, library), library
+    # prometheus_client's exposition imports ssl: once ready, it gets it.
+    status, _headers, body = d.get("/metrics")
+    assert status == 200 and b"pistatsd_http_requests_total" in body
+    assert mapped(d, STDLIB_SSL)
+
+
+def test_the_command_with_tls_loads_pyopenssl_but_not_the_standard_library_s(daemon, tmp_path):
+    state = tmp_path / "state"
+    d = daemon("--tls", "ssl:0:interface=127.0.0.1", "--state-dir", str(state), launcher=True)
+    context = ssl.create_default_context(cafile=str(state / "tls" / "cert.pem"))
+    conn = http.client.HTTPSConnection(
+        "localhost", d.bound_port("tls"), timeout=10, context=context
+    )
+    try:
+        conn.request("GET", "/sum?a=1&b=2")
+        assert conn.getresponse().read() == b"Sum: 3"
+    finally:
+        conn.close()
+    assert mapped(d, CRYPTOGRAPHY_LIBRARY)
+    assert not mapped(d, STDLIB_SSL) and not mapped(d, STDLIB_HASHLIB)
+
+
+#: In a fresh interpreter: the command's finder, then what start-up imports of
+#: the standard library that could have used OpenSSL, then ready.
+WHILE_STARTING = """
+import json, sys
+from pistatsd.leftout import leave_out_while_starting, startup_over
+leave_out_while_starting()
+import asyncio, hashlib, hmac, http.client, urllib.request
+import twisted.internet.defer, twisted.web.http
+loaded = sorted(m for m in ("ssl", "_ssl", "_hashlib") if m in sys.modules)
+answers = [
+    hashlib.sha1(b"abc").hexdigest(),
+    hashlib.sha256(b"abc").hexdigest(),
+    hmac.new(b"key", b"message", "sha256").hexdigest(),
+]
+startup_over()
+import ssl
+print(json.dumps({"loaded": loaded, "answers": answers, "ssl_later": ssl.OPENSSL_VERSION != ""}))
+"""
+
+
+def test_what_starts_without_the_standard_library_s_openssl_still_hashes_right():
+    assert in_a_fresh_interpreter(WHILE_STARTING) == {
+        "loaded": [],
+        "answers": [
+            "a9993e364706816aba3e25717850c26c9cd0d89d",
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+            "6e9ef29b75fffc5b7abae527d58fdadb2fe42e7219011976917343065f58ed4a",
+        ],
+        "ssl_later": True,
     }

@@ -12,7 +12,7 @@ from tests.daemon import LAUNCHER
 #: which of Twisted's plugin modules that imported.
 SUBCOMMANDS = """
 import json, sys
-from pistatsd.launcher import ServerOptions
+from pistatsd.twistd_command import ServerOptions
 names = [command[0] for command in ServerOptions().subCommands]
 plugins = sorted(m for m in sys.modules if m.startswith("twisted.plugins."))
 print(json.dumps({"subcommands": names, "plugins": plugins}))

@@ -8,13 +8,26 @@ daemon are checked in C{tests/integration/test_footprint_daemon.py}.
 from __future__ import annotations
 
 import importlib.util
+from types import ModuleType
 from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from pistatsd.config import Config
-from pistatsd.footprint import LeaveOut, TLSLeftOut, leave_out, tls_uses
+from pistatsd.footprint import leave_out, tls_uses
+from pistatsd.leftout import (
+    LeaveOut,
+    LeftOutWhileStarting,
+    TLSLeftOut,
+    leave_out_while_starting,
+    startup_over,
+)
 from pistatsd.ws import nvx
+
+
+def loaded(*names: str) -> dict[str, ModuleType]:
+    """A module table holding stand-ins for C{names}."""
+    return {name: ModuleType(name) for name in names}
 
 
 def config(**values: Any) -> Config:
@@ -97,3 +110,72 @@ class LeaveOutTests(SynchronousTestCase):
             assert spec is not None and spec.loader is not None
             self.assertEqual(spec.name, name)
             self.assertIs(spec.loader.create_module(spec), nvx)
+
+
+class WhileStartingTests(SynchronousTestCase):
+    """The pistatsd command's finder, installed before Twisted: the standard
+    library's OpenSSL bindings wait until the daemon is ready."""
+
+    def test_the_standard_library_s_openssl_is_refused_while_starting(self) -> None:
+        finder = LeaveOut(refuse_tls=False, starting=True)
+        for name in ("ssl", "_ssl", "_hashlib"):
+            with self.assertRaises(LeftOutWhileStarting) as caught:
+                finder.find_spec(name, None)
+            self.assertIsInstance(caught.exception, ImportError)
+            self.assertEqual(caught.exception.name, name)
+            self.assertIn("while pistatsd starts", str(caught.exception))
+        self.assertIsNone(finder.find_spec("sslish", None))
+        self.assertIsNone(finder.find_spec("hashlib", None))
+        self.assertIsNone(finder.find_spec("OpenSSL", None), "TLS waits for the configuration")
+
+    def test_not_refused_by_a_finder_that_is_not_starting(self) -> None:
+        for name in ("ssl", "_ssl", "_hashlib"):
+            self.assertIsNone(LeaveOut().find_spec(name, None), name)
+
+    def test_one_finder_from_launch_to_configuration_to_ready(self) -> None:
+        finders: list[Any] = []
+        launched = leave_out_while_starting(finders)
+        self.assertEqual(finders, [launched])
+        self.assertTrue(launched.starting)
+        self.assertFalse(launched.refuse_tls)
+        self.assertIs(leave_out(config(), modules={}, meta_path=finders), launched)
+        self.assertEqual(finders, [launched], "the configuration sets the same finder")
+        self.assertTrue(launched.refuse_tls)
+        self.assertTrue(launched.starting)
+        startup_over(finders)
+        self.assertFalse(launched.starting)
+        self.assertIsNone(launched.find_spec("ssl", None))
+        self.assertTrue(launched.refuse_tls, "pyOpenSSL stays out")
+
+    def test_a_tls_configuration_lets_pyopenssl_in_but_not_the_standard_library_s(self) -> None:
+        finders: list[Any] = []
+        launched = leave_out_while_starting(finders)
+        leave_out(config(tls=("ssl:8443",)), modules={}, meta_path=finders)
+        self.assertIsNone(launched.find_spec("OpenSSL", None))
+        with self.assertRaises(LeftOutWhileStarting):
+            launched.find_spec("ssl", None)
+
+    def test_startup_over_without_the_command_s_finder_changes_nothing(self) -> None:
+        finders: list[Any] = []
+        modules = loaded("http.client", "urllib.request")
+        startup_over(finders, modules)
+        self.assertEqual(finders, [])
+        self.assertEqual(sorted(modules), ["http.client", "urllib.request"])
+
+    def test_modules_that_took_their_no_tls_path_are_forgotten_once_ready(self) -> None:
+        finders: list[Any] = []
+        leave_out_while_starting(finders)
+        modules = loaded("http.client", "urllib.request", "json")
+        startup_over(finders, modules)
+        self.assertEqual(sorted(modules), ["json"])
+        modules.update(loaded("http.client"))
+        startup_over(finders, modules)
+        self.assertIn("http.client", modules, "only once, at the end of start-up")
+
+    def test_modules_that_found_ssl_are_kept(self) -> None:
+        # Someone (a .tac, a test) loaded ssl before the finder: nothing to run again.
+        finders: list[Any] = []
+        leave_out_while_starting(finders)
+        modules = loaded("ssl", "http.client", "urllib.request")
+        startup_over(finders, modules)
+        self.assertEqual(sorted(modules), ["http.client", "ssl", "urllib.request"])

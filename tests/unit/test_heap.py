@@ -65,7 +65,9 @@ class _Started:
 
 
 class ReadyTests(SynchronousTestCase):
-    def test_the_heap_is_frozen_once_the_reactor_runs_before_ready_is_said(self) -> None:
+    def test_the_heap_is_frozen_and_start_up_over_once_the_reactor_runs_before_ready_is_said(
+        self,
+    ) -> None:
         order: list[str] = []
 
         def said(event: dict[str, Any]) -> None:
@@ -77,8 +79,14 @@ class ReadyTests(SynchronousTestCase):
         reactor = MemoryReactorClock()
         status = cast(DaemonStatus, _Started(order))
         config = Config(www=".", state_dir=".")
-        ready = _Ready(status, config, reactor, freeze=lambda: order.append("freeze"))
+        ready = _Ready(
+            status,
+            config,
+            reactor,
+            freeze=lambda: order.append("freeze"),
+            started=lambda: order.append("start-up over"),
+        )
         ready.startService()
         self.assertEqual(order, ["started"], "nothing frozen before the reactor runs")
         reactor.run()
-        self.assertEqual(order, ["started", "freeze", "ready"])
+        self.assertEqual(order, ["started", "freeze", "start-up over", "ready"])

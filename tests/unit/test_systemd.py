@@ -9,13 +9,13 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from pistatsd.launcher import TWISTD_ARGS
 from pistatsd.systemd import (
     SystemdNotifyService,
     notify_address,
     systemd_service,
     watchdog_interval,
 )
+from pistatsd.twistd_command import TWISTD_ARGS
 from tests.systemd_units import SERVICE, SOCKET, unit
 
 # -- the helper, in memory or on a local socket -------------------------------
@@ -148,7 +148,7 @@ def test_service_unit_directives():
     # The process list needs every /proc/<pid>: invisible/noaccess/ptraceable would
     # leave a dynamic user its own processes only.
     assert service.get("ProtectProc", ["default"])[-1] == "default"
-    # The pistatsd command: twistd --nodaemon --pidfile= pistatsd (pistatsd.launcher).
+    # The pistatsd command: twistd --nodaemon --pidfile= pistatsd (pistatsd.twistd_command).
     argv = shlex.split(one("ExecStart"))
     assert argv[:3] == ["/opt/pistatsd/bin/pistatsd", "--state-dir", "%S/pistatsd"]
     assert TWISTD_ARGS == ("--nodaemon", "--pidfile=", "pistatsd")
