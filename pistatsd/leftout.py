@@ -10,8 +10,8 @@ configuration is read, whether TLS is left out.  It:
  - when nothing configured needs TLS, makes C{OpenSSL} unimportable, so
    Twisted takes its documented no-pyOpenSSL path (no C{startTLS}, no
    C{ssl:} endpoints);
- - defers the execution of the WAMP modules in L{DEFERRED} until something
-   uses them;
+ - defers the execution of the modules in L{DEFERRED} (WAMP's, treq's
+   uploads) until something uses them;
  - has Autobahn's NVX wrappers imported from L{pistatsd.ws.nvx}.
 """
 
@@ -50,10 +50,13 @@ STARTUP_REFUSED = ("ssl", "_ssl", "_hashlib")
 #: C{urllib.request}'s C{HTTPSHandler} by name.
 TLS_IF_SSL = ("http.client", "urllib.request")
 
-#: Imported by Autobahn at import time for WAMP, which pistatsd does not speak;
-#: run only when first used, so their own imports (cryptography, cbor2's
-#: compiled module) wait too.
-DEFERRED = ("autobahn.wamp.auth", "cbor2")
+#: Run only when first used, so their own imports wait too: imported by
+#: Autobahn at import time for WAMP, which pistatsd does not speak
+#: (cryptography, cbor2's compiled module); by treq for file uploads, which
+#: the InfluxDB writer and the notifiers never make (about 0.3 MiB).  A second
+#: import of one of them runs it: the static files' MIME table imports
+#: C{mimetypes} when it needs it.
+DEFERRED = ("autobahn.wamp.auth", "cbor2", "treq.multipart", "mimetypes")
 
 #: Autobahn's modules imported from pistatsd's instead (L{pistatsd.ws.nvx}).
 SUBSTITUTES = {

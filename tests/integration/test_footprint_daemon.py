@@ -203,3 +203,35 @@ def test_what_starts_without_the_standard_library_s_openssl_still_hashes_right()
         ],
         "ssl_later": True,
     }
+
+
+#: In a fresh interpreter: treq imported under the daemon's finder, then the
+#: static files' MIME table built for an unusual extension.
+TREQ_DEFERRED = """
+import importlib.util, json, sys
+from pistatsd.config import build_config
+from pistatsd.footprint import leave_out
+leave_out(build_config({}))
+import treq
+from treq.client import HTTPClient
+lazy = sorted(
+    name for name in ("treq.multipart", "mimetypes")
+    if isinstance(sys.modules[name], importlib.util._LazyModule)
+)
+from pistatsd.web.static.contenttypes import contentTypeFor
+print(json.dumps({
+    "lazy": lazy,
+    "client": HTTPClient.__name__,
+    "tar": contentTypeFor(b"backup.tar").decode(),
+    "mimetypes_ran": hasattr(sys.modules["mimetypes"], "knownfiles"),
+}))
+"""
+
+
+def test_treq_leaves_its_uploads_and_mimetypes_unrun_until_used():
+    assert in_a_fresh_interpreter(TREQ_DEFERRED) == {
+        "lazy": ["mimetypes", "treq.multipart"],
+        "client": "HTTPClient",
+        "tar": "application/x-tar",
+        "mimetypes_ran": True,
+    }

@@ -104,6 +104,17 @@ class LeaveOutTests(SynchronousTestCase):
         assert spec is not None
         self.assertIsInstance(spec.loader, importlib.util.LazyLoader)
 
+    def test_treq_s_uploads_and_mimetypes_are_loaded_lazily(self) -> None:
+        treq = importlib.util.find_spec("treq")
+        assert treq is not None and treq.submodule_search_locations is not None
+        for name, path in (
+            ("treq.multipart", list(treq.submodule_search_locations)),
+            ("mimetypes", None),
+        ):
+            spec = LeaveOut().find_spec(name, path)
+            assert spec is not None
+            self.assertIsInstance(spec.loader, importlib.util.LazyLoader, name)
+
     def test_autobahn_nvx_wrappers_are_pistatsd_s(self) -> None:
         for name in ("autobahn.nvx._utf8validator", "autobahn.nvx._xormasker"):
             spec = LeaveOut().find_spec(name, None)
