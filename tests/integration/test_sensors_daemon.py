@@ -62,8 +62,15 @@ def test_crud_stats_and_restart(daemon, setup):
     assert headers["Location"] == "/api/sensors/room"
     assert document["value"] == 21.5  # read (in a worker thread) before the answer
 
-    # The command sensor's first run may still be going: wait for both.
-    section = stats_sensors(d, lambda s: "room" in s and s["answer"]["error"] != "no reading yet")
+    # The sampler reads the new sensor itself, and the command sensor's first
+    # run may still be going: wait for a reading of both.
+    section = stats_sensors(
+        d,
+        lambda s: all(
+            s.get(name, {}).get("error", "no reading yet") != "no reading yet"
+            for name in ("room", "answer")
+        ),
+    )
     assert section["room"] == {"value": 21.5, "unit": "C", "error": None}
     assert section["answer"] == {"value": 42.0, "unit": "units", "error": None}
 
