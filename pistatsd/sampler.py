@@ -186,7 +186,7 @@ class Sampler(TimerService):
 
     def history_encoded(self, seconds: float | None = None) -> list[bytes]:
         """Like L{history}, as each snapshot's JSON bytes (no decoding, for serving)."""
-        return [zlib.decompress(packed) for packed in self._packed(seconds)]
+        return list(self.iter_history_encoded(seconds))
 
     def iter_history_encoded(self, seconds: float | None = None) -> Iterator[bytes]:
         """Like L{history_encoded}, each snapshot decompressed only once it is reached.
