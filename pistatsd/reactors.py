@@ -44,3 +44,15 @@ def global_reactor() -> IPistatsdReactor:
 
     # The default reactor on Linux (epoll) provides every interface above.
     return cast(IPistatsdReactor, reactor)
+
+
+def stored_only() -> IPistatsdReactor:
+    """A stand-in for a reactor that is only stored, never called: for start-up checks.
+
+    The options are checked by building what they describe (an endpoint
+    keeps its reactor for later) before any reactor is installed: the
+    C{pistatsd} command installs its own once they are read
+    (L{pistatsd.twistd_command}).  Asking for the global one here would
+    install Twisted's default instead.
+    """
+    return cast(IPistatsdReactor, object())

@@ -16,13 +16,17 @@ from pistatsd.footprint import leave_out
 
 
 def check_endpoints(config: Config) -> None:
-    """Parse every endpoint string now, so a typo stops start-up with its option named."""
-    from twisted.internet import reactor
+    """Parse every endpoint string now, so a typo stops start-up with its option named.
+
+    On a stand-in reactor: no reactor is installed yet (L{stored_only}).
+    """
     from twisted.internet.endpoints import serverFromString
+
+    from pistatsd.reactors import stored_only
 
     for description in config.port:
         try:
-            serverFromString(reactor, description)
+            serverFromString(stored_only(), description)
         except Exception as e:
             raise ConfigError(f"--port {description}: {e}") from None
 

@@ -47,7 +47,7 @@ from pistatsd.certificates import (
     read,
 )
 from pistatsd.config import Config, ConfigError
-from pistatsd.reactors import global_reactor
+from pistatsd.reactors import stored_only
 
 _log = Logger()
 
@@ -340,9 +340,10 @@ def check_tls(config: Config) -> None:
     self-signed certificate if an C{ssl:} port needs it (so a state directory
     that cannot be written is reported here too).  C{--cert}/C{--key} are
     checked even when no C{ssl:} port uses them (when one does, its error
-    names the C{--tls} string first).
+    names the C{--tls} string first).  The endpoints are built on a stand-in
+    reactor: no reactor is installed yet (L{stored_only}).
     """
-    reactor = global_reactor()
+    reactor = stored_only()
     for description in config.tls:
         try:
             _build(reactor, description, config)

@@ -93,11 +93,13 @@ def refused_port() -> Iterator[int]:
 
 
 class Daemon:
-    """C{twistd -n pistatsd ...} as a child process, read line by line until ready.
+    """The daemon as a child process, read line by line until ready.
 
     Without C{port} it listens on L{LOOPBACK} and L{port} is read from its log
     once ready; pass C{port} only to come back on a port known from before.
-    With C{launcher}, the C{pistatsd} command runs it instead of twistd.
+    It is run as users run it, by the C{pistatsd} command (its import finder,
+    its reactor), unless C{twistd_args} are given or C{launcher} is False:
+    then by C{twistd [twistd_args] pistatsd} (C{-n --pidfile=} by default).
     """
 
     def __init__(
@@ -105,13 +107,18 @@ class Daemon:
         args: Sequence[str] = (),
         *,
         port: int | None = None,
-        twistd_args: Sequence[str] = ("-n", "--pidfile="),
+        twistd_args: Sequence[str] | None = None,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
-        launcher: bool = False,
+        launcher: bool | None = None,
     ) -> None:
         self.port = port
-        command = [LAUNCHER] if launcher else [TWISTD, *twistd_args, "pistatsd"]
+        if launcher is None:
+            launcher = twistd_args is None
+        if launcher:
+            command = [LAUNCHER]
+        else:
+            command = [TWISTD, *(twistd_args or ("-n", "--pidfile=")), "pistatsd"]
         self.argv = [
             *command,
             "--port",

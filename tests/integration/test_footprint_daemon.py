@@ -47,7 +47,7 @@ def mapped(d: Daemon, fragment: str) -> bool:
 
 
 def test_defaults_leave_tls_out_and_still_serve_websockets(daemon):
-    d = daemon()
+    d = daemon(launcher=False)  # twistd pistatsd: the command leaves out more (below)
     assert "no TLS configured: pyOpenSSL and cryptography are not loaded" in d.text()
     frozen = re.search(r"start-up heap frozen: (\d+) objects", d.text())
     assert frozen is not None and int(frozen[1]) > 10_000, "the start-up heap is frozen"
@@ -70,7 +70,9 @@ def test_defaults_leave_tls_out_and_still_serve_websockets(daemon):
 
 
 def test_tls_configured_loads_it_and_serves_https(daemon, tmp_path):
-    d = daemon("--tls", "ssl:0:interface=127.0.0.1", "--state-dir", str(tmp_path / "state"))
+    d = daemon(
+        "--tls", "ssl:0:interface=127.0.0.1", "--state-dir", str(tmp_path / "state"), launcher=False
+    )
     port = d.bound_port("tls")
     assert "pyOpenSSL and cryptography are not loaded" not in d.text()
     assert mapped(d, CRYPTOGRAPHY_LIBRARY)
@@ -143,7 +145,7 @@ def test_prometheus_client_waits_for_the_first_scrape():
 
 
 def test_the_command_leaves_the_standard_library_s_openssl_out_until_ready(daemon):
-    d = daemon(launcher=True)
+    d = daemon()
     assert d.get("/sum?a=1&b=2")[2] == b"Sum: 3"
     # The WebSocket handshake's SHA-1 comes from hashlib's own implementation.
     with connect(f"ws://127.0.0.1:{d.port}/ws/echo", open_timeout=10) as ws:
@@ -159,7 +161,7 @@ def test_the_command_leaves_the_standard_library_s_openssl_out_until_ready(daemo
 
 def test_the_command_with_tls_loads_pyopenssl_but_not_the_standard_library_s(daemon, tmp_path):
     state = tmp_path / "state"
-    d = daemon("--tls", "ssl:0:interface=127.0.0.1", "--state-dir", str(state), launcher=True)
+    d = daemon("--tls", "ssl:0:interface=127.0.0.1", "--state-dir", str(state))
     context = ssl.create_default_context(cafile=str(state / "tls" / "cert.pem"))
     conn = http.client.HTTPSConnection(
         "localhost", d.bound_port("tls"), timeout=10, context=context
@@ -171,6 +173,8 @@ def test_the_command_with_tls_loads_pyopenssl_but_not_the_standard_library_s(dae
         conn.close()
     assert mapped(d, CRYPTOGRAPHY_LIBRARY)
     assert not mapped(d, STDLIB_SSL) and not mapped(d, STDLIB_HASHLIB)
+    # TLS's start-up checks build endpoints without installing Twisted's default reactor.
+    assert "reactor class: pistatsd.eager_writes.EagerWriteReactor" in d.text()
 
 
 #: In a fresh interpreter: the command's finder, then what start-up imports of

@@ -23,6 +23,7 @@ def test_serves_in_the_foreground_without_a_pidfile(daemon, tmp_path):
     d = daemon(launcher=True, cwd=str(tmp_path))
     assert d.get("/sum?a=1&b=2")[2] == b"Sum: 3"
     assert "pistatsd" in d.text() and "ready: listening on" in d.text()
+    assert "reactor class: pistatsd.eager_writes.EagerWriteReactor" in d.text()
     assert list(tmp_path.iterdir()) == [], "no twistd.pid, no twistd.log"
     d.stop()
     assert d.proc is not None and d.proc.returncode == 0

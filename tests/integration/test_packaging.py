@@ -208,7 +208,7 @@ def test_installed_wheel_serves_uplot(tmp_path, wheel):
     succeed([sys.executable, "-m", "venv", str(venv)], timeout=120)
     succeed([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel)], timeout=600)
     daemon = Daemon(["--state-dir", str(tmp_path / "state")], cwd=str(tmp_path))
-    daemon.argv[0] = str(venv / "bin" / "twistd")
+    daemon.argv[0] = str(venv / "bin" / "pistatsd")  # the installed command
     with running(daemon):
         for pinned in UPLOT.files:
             status, _, body = daemon.get(f"/{UPLOT.subdir}/{pinned.name}")

@@ -1,0 +1,128 @@
+"""The epoll reactor, sending what a pass wrote before it next waits, not a pass later.
+
+A transport's C{write} only buffers the data and asks the reactor to watch
+the socket for writability (C{addWriter}): Twisted's epoll reactor makes an
+C{epoll_ctl} system call for it, waits in C{epoll_wait}, which reports the
+socket writable at once, calls the transport's C{doWrite} (the C{send}),
+and, the buffer empty, makes another C{epoll_ctl} to stop watching.  For a
+small answer (an HTTP response, a WebSocket echo, each of a thousand
+broadcast frames) that is three system calls and a reactor pass more than
+the C{send} itself, on every message.
+
+L{EagerWriteReactor} keeps the transports that asked to write since its last
+wait in a list instead, and lets each of them write (C{doWrite}, as if the
+socket had been reported writable) just before it waits again.  Only a
+transport that could not send everything (a full socket buffer, a slow
+client) is then handed to epoll, as before.  Nothing writes behind a
+transport's back: each transport, TLS included, still sends from its own
+C{doWrite}, when its own buffer says so.  A write made in a reactor pass
+goes out in the same pass, as with Tornado's C{IOStream}, and the broadcast
+of one frame to 1000 clients costs 1000 C{send}s instead of 1000 C{send}s
+and 2000 C{epoll_ctl}s.
+
+The C{pistatsd} command installs it (L{pistatsd.launcher}); twistd users can
+ask for it with C{twistd --reactor=pistatsd-epoll pistatsd}.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.epollreactor import EPollReactor
+from twisted.internet.error import ReactorAlreadyInstalledError
+from twisted.internet.interfaces import IReadDescriptor, IWriteDescriptor
+from twisted.logger import Logger
+from twisted.python import log
+
+_log = Logger()
+
+
+class EagerWriteReactor(EPollReactor):
+    """Twisted's epoll reactor, with writes sent before the next wait (see the module)."""
+
+    def __init__(self) -> None:
+        #: Writers that asked to write since the last wait, in order (a dict as an ordered set).
+        self._eager: dict[IWriteDescriptor, None] = {}
+        #: The writer whose C{doWrite} is running; cleared when it stops writing.
+        self._flushing: IWriteDescriptor | None = None
+        super().__init__()
+
+    def addWriter(self, writer: IWriteDescriptor) -> None:
+        if writer is self._flushing or writer in self._eager:
+            return
+        if writer.fileno() in self._writes:  # already watched by epoll: it writes when it can
+            return
+        self._eager[writer] = None
+
+    def removeWriter(self, writer: IWriteDescriptor) -> None:
+        if writer is self._flushing:
+            self._flushing = None
+            return
+        if writer in self._eager:
+            del self._eager[writer]
+            return
+        super().removeWriter(writer)
+
+    def getWriters(self) -> list[IWriteDescriptor]:
+        writers: list[IWriteDescriptor] = super().getWriters()
+        return writers + [writer for writer in self._eager if writer not in writers]
+
+    def removeAll(self) -> list[IReadDescriptor | IWriteDescriptor]:
+        eager = list(self._eager)
+        self._eager.clear()
+        removed: list[IReadDescriptor | IWriteDescriptor] = super().removeAll()
+        return removed + [writer for writer in eager if writer not in removed]
+
+    def send_eager(self) -> None:
+        """Let each writer that asked since the last wait write now; watch those left with data.
+
+        A writer's C{doWrite} may make other writers (or itself, once it has
+        stopped) ask again: they wait for the next call, which comes before
+        the reactor waits.
+        """
+        writers = self._eager
+        self._eager = {}
+        done = self._doReadOrWrite
+        writable = self._POLL_OUT
+        for writer in writers:
+            fd = writer.fileno()
+            if fd == -1:
+                continue
+            self._flushing = writer
+            log.callWithLogger(writer, done, writer, fd, writable)
+            if self._flushing is writer:  # still has data: epoll says when it can go on
+                self._flushing = None
+                EPollReactor.addWriter(self, writer)
+
+    def doPoll(self, timeout: float | None) -> None:
+        if self._eager:
+            self.send_eager()
+            if self._eager:
+                timeout = 0
+        EPollReactor.doPoll(self, timeout)
+        if self._eager:
+            self.send_eager()
+
+    doIteration = doPoll
+
+
+def install() -> None:
+    """Install L{EagerWriteReactor} as Twisted's global reactor (twistd's C{--reactor} too)."""
+    from twisted.internet.main import installReactor
+
+    installReactor(EagerWriteReactor())
+
+
+def install_if_none() -> None:
+    """Install L{EagerWriteReactor} unless a reactor already is: say so then, and go on.
+
+    The daemon runs on any reactor; only its writes are sent a pass later.
+    """
+    try:
+        install()
+    except ReactorAlreadyInstalledError:
+        from twisted.internet import reactor
+
+        _log.warn(
+            "a reactor was installed before the options were read ({reactor}): "
+            "writes are sent in the reactor's next pass",
+            reactor=type(reactor).__name__,
+        )
