@@ -41,12 +41,14 @@ class EagerWriteReactor(EPollReactor):
     def __init__(self) -> None:
         #: Writers that asked to write since the last wait, in order (a dict as an ordered set).
         self._eager: dict[IWriteDescriptor, None] = {}
+        #: The writers L{send_eager} is going through, until it reaches each.
+        self._sending: dict[IWriteDescriptor, None] = {}
         #: The writer whose C{doWrite} is running; cleared when it stops writing.
         self._flushing: IWriteDescriptor | None = None
         super().__init__()
 
     def addWriter(self, writer: IWriteDescriptor) -> None:
-        if writer is self._flushing or writer in self._eager:
+        if writer is self._flushing or writer in self._eager or writer in self._sending:
             return
         if writer.fileno() in self._writes:  # already watched by epoll: it writes when it can
             return
@@ -55,34 +57,44 @@ class EagerWriteReactor(EPollReactor):
     def removeWriter(self, writer: IWriteDescriptor) -> None:
         if writer is self._flushing:
             self._flushing = None
-            return
-        if writer in self._eager:
+        elif writer in self._eager:
             del self._eager[writer]
-            return
-        super().removeWriter(writer)
+        elif writer in self._sending:
+            del self._sending[writer]
+        else:
+            super().removeWriter(writer)
+
+    def _waiting(self) -> list[IWriteDescriptor]:
+        """Writers that asked to write and that epoll does not watch."""
+        return [*self._sending, *self._eager]
 
     def getWriters(self) -> list[IWriteDescriptor]:
         writers: list[IWriteDescriptor] = super().getWriters()
-        return writers + [writer for writer in self._eager if writer not in writers]
+        return writers + [writer for writer in self._waiting() if writer not in writers]
 
     def removeAll(self) -> list[IReadDescriptor | IWriteDescriptor]:
-        eager = list(self._eager)
+        waiting = self._waiting()
         self._eager.clear()
+        self._sending.clear()
         removed: list[IReadDescriptor | IWriteDescriptor] = super().removeAll()
-        return removed + [writer for writer in eager if writer not in removed]
+        return removed + [writer for writer in waiting if writer not in removed]
 
     def send_eager(self) -> None:
         """Let each writer that asked since the last wait write now; watch those left with data.
 
         A writer's C{doWrite} may make other writers (or itself, once it has
         stopped) ask again: they wait for the next call, which comes before
-        the reactor waits.
+        the reactor waits.  One that stops writing before its turn (its
+        connection closed by another's) is skipped.
         """
-        writers = self._eager
+        sending = self._sending = self._eager
         self._eager = {}
         done = self._doReadOrWrite
         writable = self._POLL_OUT
-        for writer in writers:
+        for writer in list(sending):
+            if writer not in sending:
+                continue
+            del sending[writer]
             fd = writer.fileno()
             if fd == -1:
                 continue

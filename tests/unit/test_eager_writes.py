@@ -9,13 +9,14 @@ to show what it changes.
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 from collections.abc import Iterator
 
 import pytest
 from twisted.internet.epollreactor import EPollReactor
-from twisted.internet.interfaces import IPullProducer
+from twisted.internet.interfaces import IPullProducer, IWriteDescriptor
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -268,3 +269,43 @@ def test_installing_over_an_installed_reactor_keeps_it_and_says_so():
     ]
     assert "writes are sent in the reactor's next pass" in warning
     assert type(before).__name__ in warning
+
+
+@implementer(IWriteDescriptor)
+class Writer:
+    """A writer on a pipe that records its turns; its C{doWrite} may stop another writer."""
+
+    def __init__(self, reactor: EagerWriteReactor, fd: int, name: str, turns: list[str]) -> None:
+        self.reactor, self.fd, self.name, self.turns = reactor, fd, name, turns
+        self.stops: Writer | None = None
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def doWrite(self) -> None:
+        self.turns.append(self.name)
+        self.reactor.removeWriter(self)  # all written
+        if self.stops is not None:
+            self.reactor.removeWriter(self.stops)
+
+    def connectionLost(self, reason: Failure) -> None:
+        pass
+
+    def logPrefix(self) -> str:
+        return self.name
+
+
+def test_a_writer_stopped_by_another_before_its_turn_is_skipped(eager):
+    read_end, write_end = os.pipe()
+    try:
+        turns: list[str] = []
+        first, second, third = (Writer(eager, write_end, n, turns) for n in ("1", "2", "3"))
+        first.stops = second
+        for writer in (first, second, third):
+            eager.addWriter(writer)
+        eager.doIteration(0)
+        assert turns == ["1", "3"]
+        assert eager.getWriters() == []
+    finally:
+        os.close(read_end)
+        os.close(write_end)
