@@ -10,7 +10,7 @@ broadcast frames) that is three system calls and a reactor pass more than
 the C{send} itself, on every message.
 
 L{EagerWriteReactor} keeps the transports that asked to write since its last
-wait in a list instead, and lets each of them write (C{doWrite}, as if the
+wait, in order, instead, and lets each of them write (C{doWrite}, as if the
 socket had been reported writable) just before it waits again.  Only a
 transport that could not send everything (a full socket buffer, a slow
 client) is then handed to epoll, as before.  Nothing writes behind a
@@ -20,7 +20,7 @@ goes out in the same pass, as with Tornado's C{IOStream}, and the broadcast
 of one frame to 1000 clients costs 1000 C{send}s instead of 1000 C{send}s
 and 2000 C{epoll_ctl}s.
 
-The C{pistatsd} command installs it (L{pistatsd.launcher}); twistd users can
+The C{pistatsd} command installs it (L{pistatsd.twistd_command}); twistd users can
 ask for it with C{twistd --reactor=pistatsd-epoll pistatsd}.
 """
 
