@@ -24,9 +24,10 @@ def check_endpoints(config: Config) -> None:
 
     from pistatsd.reactors import stored_only
 
+    reactor = stored_only()
     for description in config.port:
         try:
-            serverFromString(stored_only(), description)
+            serverFromString(reactor, description)
         except Exception as e:
             raise ConfigError(f"--port {description}: {e}") from None
 
