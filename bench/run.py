@@ -20,6 +20,9 @@ server listens on 127.0.0.1 only and is stopped by its PID):
     ``--burst-clients`` (1000) clients directly; stops it (SIGTERM, expects
     exit status 0).  Then ``run_all.py`` for the peers the targets need
     (tornado, twisted-raw, http.server) with the same ``--groups`` etc.
+    Groups http and ws (--reps 2 or more) go rep by rep instead: one rep of
+    pistatsd and of every peer at a time, DIR/repN/, merged into DIR
+    (--no-interleave: one server after another).
  3. Groups influx, tls, dashboards (bench/groups.py): reporting to a real
     influxd on vs off, pistatsd --tls vs Tornado+TLS (bench/peers_tls.py),
     server CPU with 0/1/50 broadcast clients at 1 s.  For bcast, when the
@@ -67,6 +70,7 @@ PEERS = ["tornado", "twisted-raw", "http.server"]  # what the targets compare ag
 SHARED_GROUPS = ("http", "ws", "bcast", "burst")  # run by ../shared/bench/run.py
 OWN_GROUPS = ("influx", "tls", "dashboards", "footprint")  # groups.py, footprint_group.py
 KNOWN_GROUPS = SHARED_GROUPS + OWN_GROUPS
+INTERLEAVED_GROUPS = ("http", "ws")  # one rep of every server at a time (--no-interleave)
 SOAK_PATHS = ["/stats", "/sum?a=3&b=3", "/small.html"]
 SOAK_SEGMENT = 10  # seconds of wrk per path, in turn
 RSS_EVERY = 10.0  # seconds between RSS samples
@@ -845,7 +849,7 @@ def burst_direct(a, bpy, d):
     return out
 
 
-def bench_peer(a, bpy, peer):
+def bench_peer(a, bpy, peer, groups=None):
     cmd = [
         bpy,
         os.path.join(a.shared, "run_all.py"),
@@ -853,7 +857,7 @@ def bench_peer(a, bpy, peer):
         a.results,
         peer,
         "--",
-        *shared_passthrough(a),
+        *shared_passthrough(a, groups),
     ]
     log("$ " + " ".join(cmd))
     r = run(cmd, 2 * 3600, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, capture_output=False)
@@ -861,6 +865,113 @@ def bench_peer(a, bpy, peer):
         f.write(r.stdout)
     if r.returncode != 0:
         log(f"run_all.py {peer} exited {r.returncode} (see logs/run_all-{peer}.log)")
+
+
+def interleaved_groups(a):
+    """The shared groups measured one rep of every server at a time (see interleaved)."""
+    if not a.interleave or a.reps < 2:
+        return []
+    return [g for g in shared_groups(a) if g in INTERLEAVED_GROUPS]
+
+
+def one_rep(a, i):
+    """A copy of the options for rep i of an interleaved run: 1 rep, its own folder."""
+    sub = argparse.Namespace(**vars(a))
+    sub.reps = 1
+    sub.results = os.path.join(a.results, f"rep{i + 1}")
+    sub.logdir = os.path.join(sub.results, "logs")
+    os.makedirs(sub.logdir, exist_ok=True)
+    return sub
+
+
+def interleaved(a, py, bpy, groups, contention, keep_base):
+    """Groups http and ws, rep by rep: in each rep pistatsd and then every peer run
+    the shared harness once (--reps 1), the order turned by one each rep.
+
+    Run one server after another, --reps 3 puts minutes between pistatsd and
+    the peer it is divided by; this machine's speed drifts by up to 30% over
+    such spans, so ratios moved more between runs than the targets' margins.
+    Rep by rep, a drift slows every server alike.  The reps' JSON is merged
+    into DIR/<server>.json, medians recomputed by the shared harness's own
+    summarize()."""
+    servers = ["pistatsd"] + ([] if a.no_peers else peers_for(a))
+    extra: dict = {"stops": []}
+    dirs = []
+    for i in range(a.reps):
+        sub = one_rep(a, i)
+        dirs.append(sub.results)
+        turn = i % len(servers)
+        for who in servers[turn:] + servers[:turn]:
+            key = f"{who} rep {i + 1}"
+            if who == "pistatsd":
+                ex, contention[key] = measured(
+                    sub, key, lambda s=sub: bench_pistatsd(s, py, bpy, groups=groups)
+                )
+                extra.update(port=ex.get("port"), cmd=ex.get("cmd"))
+                extra["stops"].append(ex.get("stop"))
+            else:
+                _, contention[key] = measured(
+                    sub, key, lambda s=sub, p=who: bench_peer(s, bpy, p, groups)
+                )
+    merge_reps(a, servers, dirs, keep_base)
+    stops = set(extra.pop("stops"))
+    extra["stop"] = ", ".join(sorted(str(x) for x in stops))
+    return extra
+
+
+def shared_summarize(shared):
+    """summarize() of the shared run.py, so merged reps get the same medians."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("shared_run", os.path.join(shared, "run.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.summarize
+
+
+def merge_reps(a, labels, dirs, keep_base):
+    """DIR/repN/<label>.json into DIR/<label>.json: the runs of every rep, the
+    summary recomputed; with keep_base, merged into the file the groups run
+    the usual way (bcast, burst) wrote there before."""
+    summarize = shared_summarize(a.shared)
+    for label in labels:
+        reps = []
+        for d in dirs:
+            p = os.path.join(d, label + ".json")
+            if os.path.exists(p):
+                with open(p) as f:
+                    reps.append(json.load(f))
+        if not reps:
+            log(f"{label}: no rep wrote {label}.json")
+            continue
+        out_path = os.path.join(a.results, label + ".json")
+        out = reps[0]
+        if keep_base and os.path.exists(out_path):
+            with open(out_path) as f:
+                out = json.load(f)
+        runs: dict[str, list] = {}
+        units: dict[str, str] = {}
+        skipped: dict[str, dict] = {}
+        for r in reps:
+            for name, s in r.get("summary", {}).items():
+                units[name] = s.get("unit", "")
+                if "skipped" in s:
+                    skipped[name] = s
+            for name, rs in r.get("runs", {}).items():
+                runs.setdefault(name, []).extend(rs)
+        summary = dict(out.get("summary", {}))
+        for name, unit in units.items():
+            if runs.get(name):
+                s = summarize(runs[name], unit)
+                s["unit"] = unit
+                summary[name] = s
+            elif name in skipped:
+                summary[name] = skipped[name]
+        out["summary"] = summary
+        out["runs"] = {**out.get("runs", {}), **runs}
+        out["interleaved_reps"] = [os.path.relpath(d, a.results) for d in dirs]
+        with open(out_path, "w") as f:
+            json.dump(out, f, indent=1)
 
 
 def load_summaries(a):
@@ -1174,6 +1285,13 @@ def parse_args(argv):
     ap.add_argument("--burst-clients", type=int, default=1000)
     ap.add_argument("--burst-reps", type=int, default=None, help="[3; 1 with --quick]")
     ap.add_argument(
+        "--no-interleave",
+        dest="interleave",
+        action="store_false",
+        help="groups http and ws: run every rep of one server before the next "
+        "(default: one rep of every server at a time, DIR/repN/)",
+    )
+    ap.add_argument(
         "--no-peers",
         action="store_true",
         help="reuse the peers' JSON already in --results instead of running them",
@@ -1314,16 +1432,25 @@ def main():
     extra, mem = {}, None
     contention = {}
     if shared_groups(a):
-        extra, contention["pistatsd"] = measured(a, "pistatsd", lambda: bench_pistatsd(a, py, bpy))
+        inter = interleaved_groups(a)
+        rest = [g for g in shared_groups(a) if g not in inter]
+        if a.no_peers:
+            log(f"--no-peers: using the peer JSON already in {a.results}")
+        if rest:
+            extra, contention["pistatsd"] = measured(
+                a, "pistatsd", lambda: bench_pistatsd(a, py, bpy, groups=rest)
+            )
+            if not a.no_peers:
+                for peer in peers_for(a):
+                    _, contention[peer] = measured(
+                        a, peer, lambda p=peer: bench_peer(a, bpy, p, rest)
+                    )
+        if inter:
+            extra.update(interleaved(a, py, bpy, inter, contention, keep_base=bool(rest)))
         if a.cpu_quota and "http" in a.groups:
             extra["quota_http"], contention["pistatsd-quota"] = measured(
                 a, "pistatsd-quota", lambda: bench_pistatsd_quota(a, py, bpy)
             )
-        if a.no_peers:
-            log(f"--no-peers: using the peer JSON already in {a.results}")
-        else:
-            for peer in peers_for(a):
-                _, contention[peer] = measured(a, peer, lambda p=peer: bench_peer(a, bpy, p))
     if any(g in OWN_GROUPS for g in a.groups):
         import footprint_group
         import groups
