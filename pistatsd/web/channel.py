@@ -86,6 +86,9 @@ class GuardedChannel(http.HTTPChannel):
     totalHeadersSize = 1 << 62
 
     _deadline: IDelayedCall | None = None
+    #: The idle timer's one pending call, and when the connection was last active.
+    _idle_call: IDelayedCall | None = None
+    _idle_from = 0.0
     #: When the first byte of the request being read arrived; None between requests.
     _reading_since: float | None = None
     _linger: LingeringClose | None = None
@@ -133,6 +136,7 @@ class GuardedChannel(http.HTTPChannel):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_deadline()
+        self._cancel_idle()
         if self._linger is not None:
             self._linger.stop()
         super().connectionLost(reason)
@@ -141,12 +145,60 @@ class GuardedChannel(http.HTTPChannel):
     def detach(self) -> None:
         """The connection leaves HTTP (a WebSocket upgrade): stop counting it here."""
         self._cancel_deadline()
+        self._cancel_idle()
         self.site.connection_closed(self)
 
     @property
     def answered_early(self) -> bool:
         """Whether this connection has given its final answer and is lingering."""
         return self._linger is not None
+
+    # The idle timeout
+
+    def setTimeout(self, period: float | None) -> float | None:
+        """C{TimeoutMixin}'s idle timeout, without a timer per request.
+
+        C{HTTPChannel} stops the idle timeout while it handles a request and
+        starts it again after: C{TimeoutMixin} cancels its C{DelayedCall} and
+        makes a new one, for every request on a kept-alive connection.  Here
+        one call stays pending: stopping only marks the timeout off, starting
+        notes the time, and when the call fires it re-arms itself for what is
+        left of the period since the connection was last active.
+        """
+        previous = self.timeOut
+        # Declared int by TimeoutMixin; the site's idle timeout is any number of seconds.
+        self.timeOut = period  # type: ignore[assignment]
+        if period is None:
+            return previous
+        now = self.site.reactor.seconds()
+        self._idle_from = now
+        call = self._idle_call
+        if call is None:
+            self._idle_call = self.callLater(period, self._idle_check)
+        elif call.getTime() > now + period:
+            call.reset(period)
+        return previous
+
+    def resetTimeout(self) -> None:
+        """Input arrived: the idle period starts again (when the timeout is on)."""
+        if self.timeOut is not None:
+            self._idle_from = self.site.reactor.seconds()
+
+    def _idle_check(self) -> None:
+        self._idle_call = None
+        period = self.timeOut
+        if period is None:
+            return  # off (a request is being handled): turning it on arms it again
+        left = self._idle_from + period - self.site.reactor.seconds()
+        if left > 0:
+            self._idle_call = self.callLater(left, self._idle_check)
+        else:
+            self.timeoutConnection()
+
+    def _cancel_idle(self) -> None:
+        if self._idle_call is not None and self._idle_call.active():
+            self._idle_call.cancel()
+        self._idle_call = None
 
     # Reading
 

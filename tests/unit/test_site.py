@@ -10,6 +10,7 @@ from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 from zope.interface import directlyProvides
 
 from pistatsd.web.connections import ConnectionCounter
@@ -39,6 +40,17 @@ class Boom(Resource):
 
     def render_GET(self, request):
         raise RuntimeError("secret internal detail")
+
+
+class Slow(Resource):
+    """Answers later, when a test finishes the request."""
+
+    isLeaf = True
+    pending: list = []
+
+    def render_GET(self, request):
+        Slow.pending.append(request)
+        return NOT_DONE_YET
 
 
 def make_site(max_connections: int = 1024, **kw) -> PistatsdSite:
@@ -264,6 +276,53 @@ class IdleTimeoutTests(SynchronousTestCase):
         client.send(build_request("POST", "/echo", body=b"x"))
         clock.advance(50)
         self.assertFalse(client.transport.disconnecting)
+        clock.advance(11)  # 60 s after the response
+        self.assertTrue(client.transport.disconnecting)
+
+    def test_requests_make_no_timer_each(self) -> None:
+        """A kept-alive connection's requests reuse its one pending idle call."""
+        clock = Clock()
+        client = Client(make_site(reactor=clock, idle_timeout=60))
+        [idle] = clock.getDelayedCalls()
+        client.send(build_request("POST", "/echo", body=b"x"))
+        calls = clock.getDelayedCalls()  # the idle call and the header deadline's
+        self.assertIn(idle, calls)
+        self.assertEqual(len(calls), 2)
+        for _ in range(5):
+            clock.advance(1)
+            client.send(build_request("POST", "/echo", body=b"x"))
+        self.assertEqual(len(client.responses()), 6)
+        self.assertEqual(clock.getDelayedCalls(), calls)
+        self.assertTrue(idle.active())
+
+    def test_a_request_being_handled_is_not_timed_out(self) -> None:
+        clock = Clock()
+        site = make_site(reactor=clock, idle_timeout=60)
+        site.resource.putChild(b"slow", Slow())
+        client = Client(site)
+        client.send(build_request("GET", "/slow"))
+        clock.advance(120)  # the idle call fires while the request is open
+        self.assertFalse(client.transport.disconnecting)
+        Slow.pending.pop().finish()
+        self.assertEqual(len(client.responses()), 1)
+        clock.advance(59)
+        self.assertFalse(client.transport.disconnecting)
+        clock.advance(2)  # 60 s after the response, not after the idle call fired
+        self.assertTrue(client.transport.disconnecting)
+
+    def test_closing_cancels_the_idle_call(self) -> None:
+        clock = Clock()
+        client = Client(make_site(reactor=clock, idle_timeout=60))
+        client.send(build_request("POST", "/echo", body=b"x"))
+        client.close()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_a_shorter_period_takes_effect_at_once(self) -> None:
+        clock = Clock()
+        client = Client(make_site(reactor=clock, idle_timeout=60))
+        client.channel.setTimeout(5)
+        clock.advance(6)
+        self.assertTrue(client.transport.disconnecting)
 
 
 class ErrorTests(SynchronousTestCase):
