@@ -26,7 +26,7 @@ from pistatsd.web.channel import GuardedChannel
 from pistatsd.web.connections import ConnectionCounter
 from pistatsd.web.early import Refusal, RefusalLog
 from pistatsd.web.hosts import HostPolicy
-from pistatsd.web.limits import LimitedRequest
+from pistatsd.web.request import HttpDate, SiteRequest
 from pistatsd.web.traffic import Traffic
 from pistatsd.ws.origins import OriginPolicy
 
@@ -66,7 +66,7 @@ class PistatsdSite(Site):
         draining its input at most; C{linger_bytes}: how much of it.
     """
 
-    requestFactory = LimitedRequest
+    requestFactory = SiteRequest
     # The channel itself, not Twisted's HTTP/2-negotiating wrapper (the type the
     # base declares): pistatsd speaks HTTP/1.1 only.
     protocol = GuardedChannel  # type: ignore[assignment]
@@ -105,6 +105,7 @@ class PistatsdSite(Site):
         self.origins = origins if origins is not None else OriginPolicy()
         self._observers = tuple(observers)
         self.refusals = RefusalLog(reactor)
+        self.http_date = HttpDate(wall)
 
     @property
     def open_connections(self) -> int:
