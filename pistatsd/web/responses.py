@@ -16,7 +16,8 @@ HTML_TYPE = b"text/html; charset=utf-8"
 
 def json_body(request: Request, payload: JSONValue, code: int = 200) -> bytes:
     """Encode C{payload} as the response body, with its status and content type."""
-    request.setResponseCode(code)
+    if request.code != code:
+        request.setResponseCode(code)
     request.setHeader(b"content-type", JSON_TYPE)
     return json.dumps(payload, separators=(",", ":")).encode("utf-8")
 
@@ -28,7 +29,8 @@ def json_error(request: Request, code: int, message: str) -> bytes:
 
 def text_body(request: Request, text: str, code: int = 200) -> bytes:
     """A text/plain answer."""
-    request.setResponseCode(code)
+    if request.code != code:
+        request.setResponseCode(code)
     request.setHeader(b"content-type", TEXT_TYPE)
     return text.encode("utf-8")
 

@@ -31,15 +31,6 @@ def finite_number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def finite_text(value: bytes) -> float | None:
-    """A query-argument value as a finite float, or None if it is not one.
-
-    A number as people write it (C{-2}, C{1.5}, C{1e3}); not what only Python
-    reads as one (C{1_0}, C{" 1"}, non-ASCII digits): see L{pistatsd.numbers}.
-    """
-    return finite_float(value)
-
-
 def add(values: Iterable[float | None]) -> float:
     """The sum of the values that are numbers; None marks the ones to ignore."""
     total = 0.0
@@ -76,9 +67,18 @@ class SumResource(JSONResource):
         return text_body(request, message, code)
 
     def render_GET(self, request: Request) -> bytes:
-        return self._answer(
-            request, add(finite_text(v) for vs in request.args.values() for v in vs)
-        )
+        """The sum of the query arguments that are numbers as people write them.
+
+        C{-2}, C{1.5}, C{1e3}; not what only Python reads as one (C{1_0},
+        C{" 1"}, non-ASCII digits): see L{pistatsd.numbers}.
+        """
+        total = 0.0
+        for values in request.args.values():
+            for value in values:
+                number = finite_float(value)
+                if number is not None:
+                    total += number
+        return self._answer(request, total)
 
     def render_POST(self, request: Request) -> bytes:
         if not is_json_content_type(request.getHeader(b"content-type")):

@@ -8,6 +8,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 
+from pistatsd.numbers import finite_float
 from pistatsd.web.jsonbody import decode_json_object as parse_json_object
 from pistatsd.web.site import PistatsdSite
 from pistatsd.web.sum import (
@@ -15,7 +16,6 @@ from pistatsd.web.sum import (
     SumResource,
     add,
     finite_number,
-    finite_text,
     format_total,
 )
 from tests.support import request
@@ -44,7 +44,7 @@ class FormatTests(SynchronousTestCase):
 
     def test_query_values(self) -> None:
         values = [b"3", b"3", b"x", b"inf", b"nan", b"-inf", b"", b"1e999", b"1_0", b" 1"]
-        self.assertEqual(add(finite_text(v) for v in values), 6.0)
+        self.assertEqual(add(finite_float(v) for v in values), 6.0)
 
     def test_json_values(self) -> None:
         values = [1, 2.5, True, None, "3", [4], {"a": 5}, 10**400, float("nan")]
