@@ -18,6 +18,8 @@ import pytest
 from twisted.internet.epollreactor import EPollReactor
 from twisted.internet.interfaces import IPullProducer, IWriteDescriptor
 from twisted.internet.protocol import Factory, Protocol, connectionDone
+from twisted.logger import LogLevel, capturedLogs
+from twisted.python import context, log
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -70,11 +72,11 @@ class Kept(Protocol):
 class Connection:
     """A transport on one end of a socket pair, the other end read here."""
 
-    def __init__(self, reactor: EPollReactor) -> None:
+    def __init__(self, reactor: EPollReactor, protocol: Kept | None = None) -> None:
         self.reactor = reactor
         ours, self.peer = socket.socketpair()
         self.peer.setblocking(False)
-        self.protocol = Kept()
+        self.protocol = protocol if protocol is not None else Kept()
         factory = Factory.forProtocol(lambda: self.protocol)
         reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, factory)
         ours.close()
@@ -309,3 +311,72 @@ def test_a_writer_stopped_by_another_before_its_turn_is_skipped(eager):
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+class Talker(Kept):
+    """Logs through the legacy API on every read, and fails on b"boom"."""
+
+    def dataReceived(self, data: bytes) -> None:
+        if data == b"boom":
+            raise RuntimeError("protocol failed")
+        log.msg("read {}".format(data.decode()))
+
+
+def serve_one_read(reactor: EPollReactor, conn: Connection, data: bytes) -> None:
+    conn.peer.sendall(data)
+    for _ in range(5):
+        reactor.doIteration(0)
+
+
+def test_a_legacy_message_names_the_connection_it_came_from(reactor):
+    """The same log system as Twisted's own reactor gives: the transport's logPrefix."""
+    first, second = Connection(reactor, Talker()), Connection(reactor, Talker())
+    with capturedLogs() as events:
+        serve_one_read(reactor, first, b"one")
+        serve_one_read(reactor, second, b"two")
+        log.msg("outside")
+    systems = {e["log_text"]: e["log_system"] for e in events if "log_text" in e}
+    assert systems == {
+        "read one": first.transport.logPrefix(),
+        "read two": second.transport.logPrefix(),
+        "outside": "-",
+    }
+
+
+def test_a_failing_protocol_is_logged_with_its_connection_and_closed(reactor):
+    conn = Connection(reactor, Talker())
+    with capturedLogs() as events:
+        serve_one_read(reactor, conn, b"boom")
+    [failed] = [e for e in events if e.get("log_level") == LogLevel.critical]
+    assert failed["failure"].check(RuntimeError)
+    assert failed["log_system"] == conn.transport.logPrefix()
+    assert conn.protocol.lost is not None
+    assert conn.peer_sees_end()
+
+
+def test_a_pass_leaves_the_context_stack_as_it_was(eager):
+    Connection(eager, Talker())
+    tracker = context.theContextTracker.currentContext()
+    before = list(tracker.contexts)
+    eager.doIteration(0)
+    assert tracker.contexts == before
+
+
+def test_an_interrupted_wait_is_an_empty_pass(eager):
+    import errno
+
+    counting = poller(eager)
+
+    def interrupted(timeout: float, maxevents: int) -> list[tuple[int, int]]:
+        raise InterruptedError(errno.EINTR, "interrupted")
+
+    counting.poll = interrupted  # type: ignore[method-assign]
+    eager.doIteration(0)  # no exception
+
+    def broken(timeout: float, maxevents: int) -> list[tuple[int, int]]:
+        raise OSError(errno.EBADF, "bad file descriptor")
+
+    counting.poll = broken  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        eager.doIteration(0)
+    assert context.theContextTracker.currentContext().contexts[-1] is not eager._system
