@@ -377,6 +377,8 @@ def test_an_interrupted_wait_is_an_empty_pass(eager):
         raise OSError(errno.EBADF, "bad file descriptor")
 
     counting.poll = broken  # type: ignore[method-assign]
+    contexts = context.theContextTracker.currentContext().contexts
+    depth = len(contexts)
     with pytest.raises(OSError):
         eager.doIteration(0)
-    assert context.theContextTracker.currentContext().contexts[-1] is not eager._system
+    assert len(contexts) == depth, "the pass's context is popped when the wait fails"
