@@ -12,6 +12,19 @@ from pistatsd.errors import StartupError
 _log = Logger()
 
 
+def check_port_number(endpoint: IStreamServerEndpoint) -> None:
+    """Refuse a TCP port number the kernel does not have, while the options are read.
+
+    Twisted's C{tcp:} parser takes any integer; C{tcp:99999999} would
+    otherwise fail only at C{bind}, with a traceback, once the daemon starts.
+
+    @raise ValueError: saying which number.
+    """
+    port = getattr(endpoint, "_port", None)  # where TCP4/TCP6ServerEndpoint keep it
+    if isinstance(port, int) and not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range")
+
+
 class ListeningService(StreamServerEndpointService):
     """Listens on one endpoint string; a port that cannot be bound aborts start-up.
 

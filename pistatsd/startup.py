@@ -22,12 +22,13 @@ def check_endpoints(config: Config) -> None:
     """
     from twisted.internet.endpoints import serverFromString
 
+    from pistatsd.listening import check_port_number
     from pistatsd.reactors import stored_only
 
     reactor = stored_only()
     for description in config.port:
         try:
-            serverFromString(reactor, description)
+            check_port_number(serverFromString(reactor, description))
         except Exception as e:
             raise ConfigError(f"--port {description}: {e}") from None
 

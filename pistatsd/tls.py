@@ -47,6 +47,7 @@ from pistatsd.certificates import (
     read,
 )
 from pistatsd.config import Config, ConfigError
+from pistatsd.listening import check_port_number
 from pistatsd.reactors import stored_only
 
 _log = Logger()
@@ -266,9 +267,11 @@ def _build(
     """
     if endpoint_type(description) != "ssl":
         try:
-            return serverFromString(reactor, description), None
+            endpoint = serverFromString(reactor, description)
+            check_port_number(endpoint)
         except Exception as e:
             raise ConfigError(str(e)) from None
+        return endpoint, None
     ssl = parse_ssl(description)
     material = key_material(ssl, config)
     options = server_options(material, ssl.dh_parameters)

@@ -112,6 +112,13 @@ class OptionsTests(SynchronousTestCase):
         e = self.assertRaises(usage.UsageError, self.parse, "--port", "tcp:notaport")
         self.assertIn("--port tcp:notaport", str(e))
 
+    def test_port_number_out_of_range(self) -> None:
+        for description in ("tcp:99999999", "tcp6:65536:interface=\\:\\:1"):
+            e = self.assertRaises(usage.UsageError, self.parse, "--port", description)
+            self.assertIn(f"--port {description}", str(e))
+            self.assertIn("out of range", str(e))
+        self.assertEqual(self.parse("--port", "tcp:65535").config.port, ("tcp:65535",))
+
     def test_unknown_endpoint_type(self) -> None:
         e = self.assertRaises(usage.UsageError, self.parse, "--port", "carrierpigeon:1")
         self.assertIn("--port carrierpigeon:1", str(e))

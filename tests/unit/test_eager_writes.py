@@ -319,7 +319,7 @@ class Talker(Kept):
     def dataReceived(self, data: bytes) -> None:
         if data == b"boom":
             raise RuntimeError("protocol failed")
-        log.msg("read {}".format(data.decode()))
+        log.msg(f"read {data.decode()}")
 
 
 def serve_one_read(reactor: EPollReactor, conn: Connection, data: bytes) -> None:

@@ -266,6 +266,14 @@ class KeyMaterialTests(SynchronousTestCase):
             check_tls(Config(tls=("tcp:notaport",)))
         self.assertTrue(str(raised.exception).startswith("--tls tcp:notaport: "))
 
+    def test_port_number_out_of_range(self):
+        for description in ("tcp:70000", "ssl:70000"):
+            with self.assertRaises(ConfigError) as raised:
+                check_tls(Config(tls=(description,)))
+            self.assertEqual(
+                str(raised.exception), f"--tls {description}: port 70000 is out of range"
+            )
+
 
 class EndpointTests(SynchronousTestCase):
     """tls_endpoint listens where the string says, with the chosen certificate."""
