@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from itertools import chain
+from typing import TypeVar
 
 from twisted.web.server import Request
 
@@ -15,6 +17,10 @@ from pistatsd.web.responses import JSONResource, json_body, text_body
 CONTENT_TYPE_MESSAGE = 'Please, ensure the content type of your request is "application/json".'
 
 _OFFERS = ("text/plain", "application/json")
+#: What JSON numbers decode to (a tuple: C{int | float} builds a union object at each use).
+_NUMBER_TYPES = (int, float)
+
+_V = TypeVar("_V")
 
 
 def finite_number(value: object) -> float | None:
@@ -22,7 +28,7 @@ def finite_number(value: object) -> float | None:
 
     Booleans are not numbers here, whatever Python thinks; nor is numeric text.
     """
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER_TYPES):
         return None
     try:
         number = float(value)
@@ -31,12 +37,13 @@ def finite_number(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def add(values: Iterable[float | None]) -> float:
-    """The sum of the values that are numbers; None marks the ones to ignore."""
+def add(values: Iterable[_V], number: Callable[[_V], float | None]) -> float:
+    """The sum of the values that are numbers: C{number} reads one, None when it is not."""
     total = 0.0
-    for number in values:
-        if number is not None:
-            total += number
+    for value in values:
+        parsed = number(value)
+        if parsed is not None:
+            total += parsed
     return total
 
 
@@ -72,13 +79,7 @@ class SumResource(JSONResource):
         C{-2}, C{1.5}, C{1e3}; not what only Python reads as one (C{1_0},
         C{" 1"}, non-ASCII digits): see L{pistatsd.numbers}.
         """
-        total = 0.0
-        for values in request.args.values():
-            for value in values:
-                number = finite_float(value)
-                if number is not None:
-                    total += number
-        return self._answer(request, total)
+        return self._answer(request, add(chain.from_iterable(request.args.values()), finite_float))
 
     def render_POST(self, request: Request) -> bytes:
         if not is_json_content_type(request.getHeader(b"content-type")):
@@ -88,4 +89,4 @@ class SumResource(JSONResource):
             document = decode_json_object(request.content.read())
         except ValueError as e:
             return self._error(request, str(e))
-        return self._answer(request, add(finite_number(v) for v in document.values()))
+        return self._answer(request, add(document.values(), finite_number))
