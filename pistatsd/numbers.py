@@ -50,23 +50,16 @@ def decimal_float(text: bytes | str) -> float | None:
 
     The value may be infinite (C{1e999}): the syntax is right, the size is not.
     """
-    raw = _ascii(text)
-    if raw is None or _FLOAT.fullmatch(raw) is None:
+    raw = text if isinstance(text, bytes) else _ascii(text)
+    if raw is None or _float_syntax(raw) is None:
         return None
     return float(raw)
 
 
 def finite_float(text: bytes | str) -> float | None:
-    """C{text} as a float if it is a decimal number (L{decimal_float}) with a finite value.
-
-    Written out rather than through L{decimal_float}: C{/sum} calls it for
-    every query argument of every request.
-    """
-    raw = text if isinstance(text, bytes) else _ascii(text)
-    if raw is None or _float_syntax(raw) is None:
-        return None
-    number = float(raw)
-    return number if _isfinite(number) else None
+    """C{text} as a float if it is a decimal number (L{decimal_float}) with a finite value."""
+    number = decimal_float(text)
+    return number if number is not None and _isfinite(number) else None
 
 
 def integer(text: bytes | str) -> int | None:
