@@ -12,17 +12,21 @@ from pistatsd.errors import StartupError
 _log = Logger()
 
 
-def check_port_number(endpoint: IStreamServerEndpoint) -> None:
-    """Refuse a TCP port number the kernel does not have, while the options are read.
+def server_endpoint(reactor: object, description: str) -> IStreamServerEndpoint:
+    """C{serverFromString}, refusing a TCP port number the kernel does not have.
 
     Twisted's C{tcp:} parser takes any integer; C{tcp:99999999} would
     otherwise fail only at C{bind}, with a traceback, once the daemon starts.
 
-    @raise ValueError: saying which number.
+    @raise ValueError: a port number out of range (and whatever Twisted's parser raises).
     """
+    from twisted.internet.endpoints import serverFromString
+
+    endpoint: IStreamServerEndpoint = serverFromString(reactor, description)
     port = getattr(endpoint, "_port", None)  # where TCP4/TCP6ServerEndpoint keep it
     if isinstance(port, int) and not 0 <= port <= 65535:
         raise ValueError(f"port {port} is out of range")
+    return endpoint
 
 
 class ListeningService(StreamServerEndpointService):

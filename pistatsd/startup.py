@@ -20,15 +20,13 @@ def check_endpoints(config: Config) -> None:
 
     On a stand-in reactor: no reactor is installed yet (L{stored_only}).
     """
-    from twisted.internet.endpoints import serverFromString
-
-    from pistatsd.listening import check_port_number
+    from pistatsd.listening import server_endpoint
     from pistatsd.reactors import stored_only
 
     reactor = stored_only()
     for description in config.port:
         try:
-            check_port_number(serverFromString(reactor, description))
+            server_endpoint(reactor, description)
         except Exception as e:
             raise ConfigError(f"--port {description}: {e}") from None
 

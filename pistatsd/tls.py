@@ -28,7 +28,7 @@ import datetime
 
 from attrs import frozen
 from OpenSSL import SSL
-from twisted.internet.endpoints import SSL4ServerEndpoint, _parse, serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint, _parse
 from twisted.internet.interfaces import IReactorSSL, IStreamServerEndpoint
 from twisted.internet.ssl import (
     AcceptableCiphers,
@@ -47,7 +47,7 @@ from pistatsd.certificates import (
     read,
 )
 from pistatsd.config import Config, ConfigError
-from pistatsd.listening import check_port_number
+from pistatsd.listening import server_endpoint
 from pistatsd.reactors import stored_only
 
 _log = Logger()
@@ -267,11 +267,9 @@ def _build(
     """
     if endpoint_type(description) != "ssl":
         try:
-            endpoint = serverFromString(reactor, description)
-            check_port_number(endpoint)
+            return server_endpoint(reactor, description), None
         except Exception as e:
             raise ConfigError(str(e)) from None
-        return endpoint, None
     ssl = parse_ssl(description)
     material = key_material(ssl, config)
     options = server_options(material, ssl.dh_parameters)
