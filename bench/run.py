@@ -895,7 +895,8 @@ def interleaved(a, py, bpy, groups, contention, keep_base):
     into DIR/<server>.json, medians recomputed by the shared harness's own
     summarize()."""
     servers = ["pistatsd"] + ([] if a.no_peers else peers_for(a))
-    extra: dict = {"stops": []}
+    extra: dict = {}
+    stops = set()
     dirs = []
     for i in range(a.reps):
         sub = one_rep(a, i)
@@ -908,14 +909,13 @@ def interleaved(a, py, bpy, groups, contention, keep_base):
                     sub, key, lambda s=sub: bench_pistatsd(s, py, bpy, groups=groups)
                 )
                 extra.update(port=ex.get("port"), cmd=ex.get("cmd"))
-                extra["stops"].append(ex.get("stop"))
+                stops.add(str(ex.get("stop")))
             else:
                 _, contention[key] = measured(
                     sub, key, lambda s=sub, p=who: bench_peer(s, bpy, p, groups)
                 )
     merge_reps(a, servers, dirs, keep_base)
-    stops = set(extra.pop("stops"))
-    extra["stop"] = ", ".join(sorted(str(x) for x in stops))
+    extra["stop"] = ", ".join(sorted(stops))
     return extra
 
 
