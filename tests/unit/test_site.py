@@ -9,7 +9,8 @@ from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import directlyProvides
 
@@ -53,8 +54,15 @@ class Slow(Resource):
         return NOT_DONE_YET
 
 
+class _Root(Resource):
+    """The test site's root: unknown paths get Twisted's escaped 404, not the deprecated page."""
+
+    def getChild(self, path: bytes, request: object) -> IResource:
+        return notFound()
+
+
 def make_site(max_connections: int = 1024, **kw) -> PistatsdSite:
-    root = Resource()
+    root = _Root()
     root.putChild(b"echo", Echo())
     root.putChild(b"boom", Boom())
     kw.setdefault("reactor", Clock())
