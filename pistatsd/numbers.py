@@ -23,6 +23,7 @@ from decimal import Decimal
 _PLAIN_DECIMAL = re.compile(rb"[0-9]+(?:\.[0-9]+)?")
 _FLOAT = re.compile(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _INTEGER = re.compile(rb"[+-]?[0-9]+")
+# Bound once: /sum parses every query argument of every request with these.
 _float_syntax = _FLOAT.fullmatch
 _isfinite = math.isfinite
 
@@ -50,6 +51,7 @@ def decimal_float(text: bytes | str) -> float | None:
 
     The value may be infinite (C{1e999}): the syntax is right, the size is not.
     """
+    # Query arguments are bytes already: no call to _ascii for them.
     raw = text if isinstance(text, bytes) else _ascii(text)
     if raw is None or _float_syntax(raw) is None:
         return None
